@@ -1,0 +1,163 @@
+"""Settings read from the environment, with embedded defaults that run on one machine.
+
+With no variables set: SQLite, the in-memory channel layer, local speech providers and
+demo tokens signed by a local key. `DATABASE_URL`, `REDIS_URL` and `SUPABASE_URL` switch
+to the production parts.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-demo-secret-key-change-me-in-production")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Browsers send the Origin of the page; its host must be one of these.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", ",".join(ALLOWED_HOSTS))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "interviews",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "interview_site.urls"
+ASGI_APPLICATION = "interview_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several threads write turns while a session runs; wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+# --- Auth: Supabase access tokens -------------------------------------------------------
+# With SUPABASE_URL set, tokens are verified through <SUPABASE_URL>/auth/v1/.well-known/jwks.json
+# (and the legacy HS256 secret when SUPABASE_JWT_SECRET is set). Without it, demo tokens
+# are signed by a local EC key and verified through the same code path.
+SUPABASE_URL = os.environ.get("SUPABASE_URL", "").rstrip("/")
+SUPABASE_ANON_KEY = os.environ.get("SUPABASE_ANON_KEY", "")
+SUPABASE_JWT_SECRET = os.environ.get("SUPABASE_JWT_SECRET", "")
+JWT_ISSUER = f"{SUPABASE_URL or 'http://localhost'}/auth/v1"
+JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "authenticated")
+JWT_LOCAL_KEY_PATH = Path(os.environ.get("JWT_LOCAL_KEY_PATH", VAR_DIR / "demo-jwt-key.pem"))
+JWKS_CACHE_SECONDS = env_int("JWKS_CACHE_SECONDS", 600)
+JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 5.0)
+DEMO_USER_ID = os.environ.get("DEMO_USER_ID", "00000000-0000-4000-8000-000000000001")
+DEMO_BASE_URL = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000")
+
+# --- Realtime limits and timing ----------------------------------------------------------
+REALTIME = {
+    "AUTH_TIMEOUT_SECONDS": env_float("REALTIME_AUTH_TIMEOUT_SECONDS", 10.0),
+    "MAX_MESSAGE_BYTES": env_int("REALTIME_MAX_MESSAGE_BYTES", 64 * 1024),
+    # PCM16 at 16 kHz is 32000 B/s; allow twice real time with a two-second burst.
+    "AUDIO_BYTES_PER_SECOND": env_int("REALTIME_AUDIO_BYTES_PER_SECOND", 64000),
+    "AUDIO_BURST_SECONDS": env_float("REALTIME_AUDIO_BURST_SECONDS", 2.0),
+    # Past this many rejected audio bytes in a row the client is abusive and is closed.
+    "AUDIO_ABUSE_BYTES": env_int("REALTIME_AUDIO_ABUSE_BYTES", 256000),
+    "INPUT_SAMPLE_RATE": env_int("REALTIME_INPUT_SAMPLE_RATE", 16000),
+    "OUTPUT_SAMPLE_RATE": env_int("REALTIME_OUTPUT_SAMPLE_RATE", 24000),
+    "SPEECH_CHUNK_MS": env_int("REALTIME_SPEECH_CHUNK_MS", 40),
+    # How far sent speech may run ahead of real time: small, so an interrupt leaves little unplayed.
+    "SPEECH_LEAD_MS": env_int("REALTIME_SPEECH_LEAD_MS", 240),
+    "END_OF_UTTERANCE_SILENCE_MS": env_int("REALTIME_END_OF_UTTERANCE_SILENCE_MS", 700),
+    "VAD_MODE": env_int("REALTIME_VAD_MODE", 2),
+    "LLM_DEADLINE_SECONDS": env_float("REALTIME_LLM_DEADLINE_SECONDS", 8.0),
+    "TTS_DEADLINE_SECONDS": env_float("REALTIME_TTS_DEADLINE_SECONDS", 8.0),
+    "STT_DEADLINE_SECONDS": env_float("REALTIME_STT_DEADLINE_SECONDS", 5.0),
+    "AUDIO_QUEUE_CHUNKS": env_int("REALTIME_AUDIO_QUEUE_CHUNKS", 200),
+    # Provider set: "local" (pocketsphinx, scripted interviewer, eSpeak NG) or "synthetic" (bench).
+    "PROVIDERS": os.environ.get("REALTIME_PROVIDERS", "local"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.channels.server": {"level": os.environ.get("ACCESS_LOG_LEVEL", "WARNING")},
+        "daphne": {"level": "WARNING"},
+    },
+}
