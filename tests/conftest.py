@@ -1,4 +1,13 @@
-import os
+import pytest
 
-# Tests never touch the developer's database or key files.
-os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+from tests.factories import make_session
+
+
+@pytest.fixture
+def session_factory(transactional_db):
+    return make_session
+
+
+@pytest.fixture
+def live_session(session_factory):
+    return session_factory()

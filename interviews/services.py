@@ -1,0 +1,168 @@
+"""Writes of interview state. Every finished turn and every status change lands here."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from . import events
+from .evaluation import session_evaluate
+from .models import Interview, InterviewSession, Question, SessionStatus, Speaker, Turn
+
+DEMO_INTERVIEW_TITLE = "Demo: Backend Engineer"
+DEMO_QUESTIONS = (
+    ("introduction", "To start, could you tell me a little about yourself and your background?"),
+    ("experience", "What is a project you are proud of, and what was your part in it?"),
+    ("technical", "How would you design a service that must stay responsive under heavy load?"),
+)
+
+
+def interview_ensure_demo() -> Interview:
+    interview, created = Interview.objects.get_or_create(
+        title=DEMO_INTERVIEW_TITLE,
+        defaults={"role": "Backend Engineer", "description": "A short demo interview with three questions."},
+    )
+    if created or not interview.questions.exists():
+        Question.objects.bulk_create(
+            Question(interview=interview, position=i, stage=stage, text=text)
+            for i, (stage, text) in enumerate(DEMO_QUESTIONS)
+        )
+    return interview
+
+
+def session_create(*, interview: Interview, owner_id: str) -> InterviewSession:
+    questions = [{"text": q.text, "stage": q.stage} for q in interview.questions.all()]
+    if not questions:
+        raise ValueError("An interview needs at least one question before a session can start.")
+    return InterviewSession.objects.create(
+        interview=interview,
+        owner_id=owner_id,
+        questions=questions,
+        stage=questions[0]["stage"],
+    )
+
+
+def session_connect(*, session_id) -> InterviewSession:
+    """A connection took the session: mark it live. Returns the fresh row."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = InterviewSession.objects.select_for_update().get(pk=session_id)
+        session.connection_count += 1
+        session.last_active_at = now
+        session.started_at = session.started_at or now
+        if session.status != SessionStatus.PAUSED:
+            session.status = SessionStatus.LIVE
+        session.save(update_fields=["connection_count", "last_active_at", "started_at", "status"])
+    _publish_state(session)
+    return session
+
+
+def session_set_status(*, session_id, status: str) -> None:
+    InterviewSession.objects.filter(pk=session_id).exclude(status=SessionStatus.COMPLETED).update(
+        status=status, last_active_at=timezone.now()
+    )
+    events.publish(session_id, {"event": "status", "status": status})
+
+
+def session_disconnect(*, session_id, connection_number: int) -> None:
+    """The owning connection went away without ending the interview.
+
+    Only the latest connection may mark it: a late write from a connection that was
+    already replaced (on another worker) must not flag a live session.
+    """
+    InterviewSession.objects.filter(
+        pk=session_id, status=SessionStatus.LIVE, connection_count=connection_number
+    ).update(
+        status=SessionStatus.DISCONNECTED, last_active_at=timezone.now()
+    )
+    events.publish(session_id, {"event": "status", "status": SessionStatus.DISCONNECTED})
+
+
+def session_advance(*, session_id, question_index: int) -> None:
+    session = InterviewSession.objects.get(pk=session_id)
+    questions = session.questions
+    stage = questions[question_index]["stage"] if question_index < len(questions) else session.stage
+    InterviewSession.objects.filter(pk=session_id).update(
+        current_question=question_index, stage=stage, last_active_at=timezone.now()
+    )
+    events.publish(session_id, {"event": "question", "questionIndex": question_index})
+
+
+def session_complete(*, session_id, reason: str) -> InterviewSession:
+    """End the session (idempotent) and write its evaluation."""
+    with transaction.atomic():
+        session = InterviewSession.objects.select_for_update().get(pk=session_id)
+        if session.status != SessionStatus.COMPLETED:
+            session.status = SessionStatus.COMPLETED
+            session.end_reason = reason[:200]
+            session.ended_at = timezone.now()
+            session.save(update_fields=["status", "end_reason", "ended_at"])
+    session_evaluate(session=session)
+    _publish_state(session)
+    return session
+
+
+def turn_record(
+    *,
+    session_id,
+    speaker: Speaker | str,
+    text: str,
+    planned_text: str = "",
+    question_index: int | None = None,
+    source: str = "",
+    interrupted: bool = False,
+    public_id: str = "",
+    started_at=None,
+    ended_at=None,
+    metrics: dict | None = None,
+) -> Turn:
+    """Append a turn. Sequence numbers are unique per session; retry if two writers race."""
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                last = Turn.objects.filter(session_id=session_id).aggregate(n=Max("sequence"))["n"]
+                turn = Turn.objects.create(
+                    session_id=session_id,
+                    sequence=(last or 0) + 1,
+                    speaker=speaker,
+                    text=text,
+                    planned_text=planned_text,
+                    question_index=question_index,
+                    source=source,
+                    interrupted=interrupted,
+                    public_id=public_id,
+                    started_at=started_at,
+                    ended_at=ended_at or timezone.now(),
+                    metrics=metrics or {},
+                )
+            break
+        except IntegrityError:
+            continue
+    else:  # pragma: no cover - five collisions in a row means something else is wrong
+        raise RuntimeError(f"could not record a turn for session {session_id}")
+    InterviewSession.objects.filter(pk=session_id).update(last_active_at=timezone.now())
+    events.publish(
+        session_id,
+        {
+            "event": "turn",
+            "turnId": turn.public_id,
+            "sequence": turn.sequence,
+            "speaker": turn.speaker,
+            "text": turn.text,
+            "interrupted": turn.interrupted,
+        },
+    )
+    return turn
+
+
+def _publish_state(session: InterviewSession) -> None:
+    events.publish(
+        session.pk,
+        {
+            "event": "status",
+            "status": session.status,
+            "questionIndex": session.current_question,
+            "questionCount": session.question_count,
+        },
+    )

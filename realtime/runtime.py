@@ -1,0 +1,398 @@
+"""The live session: listens, decides whose turn it is, speaks, obeys interrupts.
+
+One runtime per connected session, living in the worker that holds the socket. It
+runs as asyncio tasks: the speech-to-text loop and at most one interviewer response.
+The consumer calls it with parsed messages and never waits on a provider; every
+database write goes through the session's recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from interviews import services
+from interviews.models import SessionStatus, Speaker
+
+from . import protocol as p
+from .chunker import SentenceChunker
+from .pacing import SpeechPacer
+from .providers.base import ConversationLine, InterviewerRequest, Providers, TranscriptEvent
+from .recorder import SessionRecorder
+from .response import Response, SpokenSentence
+
+log = logging.getLogger(__name__)
+
+FALLBACK_LINE = "Could you tell me more about your experience?"
+END_ALL_ANSWERED = "All questions answered."
+END_BY_CANDIDATE = "The candidate ended the interview."
+
+
+@dataclass
+class SessionSnapshot:
+    """Where a session stands, as loaded from the database when a connection takes it."""
+
+    session_id: str
+    interview_title: str
+    questions: tuple[str, ...]
+    question_index: int
+    status: str
+    connection_number: int
+    conversation: list[ConversationLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    input_sample_rate: int
+    output_sample_rate: int
+    speech_chunk_ms: int
+    speech_lead_ms: int
+    llm_deadline_s: float
+    tts_deadline_s: float
+    stt_deadline_s: float
+    audio_queue_chunks: int
+
+    @classmethod
+    def from_settings(cls, realtime: dict) -> "RuntimeConfig":
+        return cls(
+            input_sample_rate=realtime["INPUT_SAMPLE_RATE"],
+            output_sample_rate=realtime["OUTPUT_SAMPLE_RATE"],
+            speech_chunk_ms=realtime["SPEECH_CHUNK_MS"],
+            speech_lead_ms=realtime["SPEECH_LEAD_MS"],
+            llm_deadline_s=realtime["LLM_DEADLINE_SECONDS"],
+            tts_deadline_s=realtime["TTS_DEADLINE_SECONDS"],
+            stt_deadline_s=realtime["STT_DEADLINE_SECONDS"],
+            audio_queue_chunks=realtime["AUDIO_QUEUE_CHUNKS"],
+        )
+
+
+SendText = Callable[[str], Awaitable[None]]
+Publish = Callable[[dict], Awaitable[None]]
+Close = Callable[[int], Awaitable[None]]
+
+
+class SessionRuntime:
+    def __init__(
+        self,
+        *,
+        snapshot: SessionSnapshot,
+        providers: Providers,
+        config: RuntimeConfig,
+        send: SendText,
+        publish: Publish,
+        close: Close,
+    ):
+        self.snapshot = snapshot
+        self._providers = providers
+        self._config = config
+        self._send_text = send
+        self._publish = publish
+        self._close = close
+        self._question_index = snapshot.question_index
+        self._conversation = list(snapshot.conversation)
+        self._paused = snapshot.status == SessionStatus.PAUSED
+        self._ending = False
+        self._stopped = False
+        self._response: Response | None = None
+        self._last_response_id: str | None = None
+        self._last_interim = ""
+        self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.audio_queue_chunks)
+        self._recorder = SessionRecorder(snapshot.session_id)
+        self._stt = providers.stt.open_stream(sample_rate=config.input_sample_rate)
+        self._stt_task: asyncio.Task | None = None
+        self._end_task: asyncio.Task | None = None
+
+    # --- what the consumer calls -------------------------------------------------------
+
+    async def start(self, *, resumed: bool) -> None:
+        self._stt_task = asyncio.create_task(self._listen(), name=f"stt-{self.snapshot.session_id}")
+        await self._send_state()
+        if self._paused:
+            return
+        if self._question_index >= len(self.snapshot.questions):
+            self._respond("closing")
+        else:
+            self._respond("resume" if resumed else "opening")
+
+    def feed_audio(self, pcm: bytes) -> bool:
+        """Queue candidate audio for recognition. False if the queue is full (audio dropped)."""
+        if self._paused or self._ending:
+            return True  # nobody is listening while paused: drop silently
+        try:
+            self._audio.put_nowait(pcm)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def interrupt(self) -> None:
+        response = self._response
+        if response is not None:
+            self._cancel_response(response)
+        await self._send(p.SERVER_AI_INTERRUPTED, responseId=response.id if response else self._last_response_id,
+                         wasSpeaking=response is not None)
+
+    async def submit_text(self, text: str) -> None:
+        # A typed answer ends whatever was being said aloud; its partial speech is dropped.
+        self._stt.reset()
+        self._last_interim = ""
+        await self._candidate_turn(text, source="text", ended_at=time.monotonic())
+
+    async def pause(self) -> None:
+        if self._ending or self._paused:
+            await self._send_state()
+            return
+        self._paused = True
+        await self._silence()
+        self._stt.reset()
+        self._drain_audio()
+        self._recorder.submit(services.session_set_status, status=SessionStatus.PAUSED)
+        await self._send_state()
+
+    async def resume(self) -> None:
+        if self._ending or not self._paused:
+            await self._send_state()
+            return
+        self._paused = False
+        self._recorder.submit(services.session_set_status, status=SessionStatus.LIVE)
+        await self._send_state()
+        self._respond("resume" if self._question_index < len(self.snapshot.questions) else "closing")
+
+    async def end(self, reason: str) -> None:
+        if self._ending:
+            return
+        self._ending = True
+        await self._silence()
+        completion = self._recorder.submit(services.session_complete, reason=reason)
+        try:
+            await completion
+        except Exception:
+            log.exception("session %s: could not be marked completed", self.snapshot.session_id)
+        log.info("session %s ended: %s", self.snapshot.session_id, reason)
+        await self._send(p.SERVER_SESSION_ENDED, reason=reason)
+        await self._close(p.CloseCode.NORMAL)
+
+    async def stop(self, *, taken_over: bool = False) -> None:
+        """The connection is gone: keep what was said, free every task."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._response is not None:
+            self._cancel_response(self._response)
+        if self._stt_task is not None:
+            self._stt_task.cancel()
+        if not self._ending and not taken_over:
+            self._recorder.submit(services.session_disconnect, connection_number=self.snapshot.connection_number)
+        await self._recorder.close()
+        await self._stt.close()
+
+    # --- listening ---------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            pcm = await self._audio.get()
+            pieces = [pcm]
+            while not self._audio.empty():  # catch up in one call when behind
+                pieces.append(self._audio.get_nowait())
+            try:
+                events = await asyncio.wait_for(self._stt.feed(b"".join(pieces)), self._config.stt_deadline_s)
+            except asyncio.TimeoutError:
+                log.warning("session %s: speech recognition missed its deadline", self.snapshot.session_id)
+                continue
+            except Exception:
+                log.exception("session %s: speech recognition failed", self.snapshot.session_id)
+                continue
+            for event in events:
+                await self._on_transcript(event)
+
+    async def _on_transcript(self, event: TranscriptEvent) -> None:
+        if self._paused or self._ending:
+            return
+        if not event.is_final:
+            if event.text != self._last_interim:
+                self._last_interim = event.text
+                await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=event.text)
+                await self._publish({"event": "live-transcript", "transcript": event.text})
+            return
+        self._last_interim = ""
+        await self._candidate_turn(event.text, source="speech", ended_at=time.monotonic())
+
+    def _drain_audio(self) -> None:
+        while not self._audio.empty():
+            self._audio.get_nowait()
+
+    # --- turns -------------------------------------------------------------------------
+
+    async def _candidate_turn(self, text: str, *, source: str, ended_at: float) -> None:
+        if self._ending or self._paused:
+            if self._paused:
+                await self._send(p.SERVER_ERROR, code="session_paused", error="The interview is paused: resume it to answer.")
+            return
+        if self._response is not None:  # the candidate spoke over the interviewer
+            await self.interrupt()
+            if self._end_task is not None:  # that was the closing line: the interview is over
+                return
+        answered = self._question_index
+        turn_id = f"t-{time.time_ns():x}"
+        await self._send(p.SERVER_FINAL_TRANSCRIPT, transcript=text, turnId=turn_id, source=source)
+        self._conversation.append(ConversationLine(Speaker.CANDIDATE, text))
+        self._recorder.submit(
+            services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
+            source=source, public_id=turn_id,
+        )
+        log.info("session %s: candidate turn %s (%s, %d chars) for question %d",
+                 self.snapshot.session_id, turn_id, source, len(text), answered + 1)
+        self._question_index = min(answered + 1, len(self.snapshot.questions))
+        self._recorder.submit(services.session_advance, question_index=self._question_index)
+        await self._send_state()
+        more = self._question_index < len(self.snapshot.questions)
+        self._respond("next_question" if more else "closing", turn_ended_at=ended_at)
+
+    # --- speaking ----------------------------------------------------------------------
+
+    def _respond(self, kind: str, *, turn_ended_at: float | None = None) -> None:
+        response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at)
+        self._response = response
+        self._last_response_id = response.id
+        response.task = asyncio.create_task(self._speak_response(response), name=f"response-{response.id}")
+
+    async def _speak_response(self, response: Response) -> None:
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write_response(response, sentences))
+        response.pacer = SpeechPacer(
+            sample_rate=self._config.output_sample_rate,
+            chunk_ms=self._config.speech_chunk_ms,
+            lead_ms=self._config.speech_lead_ms,
+            send_chunk=lambda chunk, seq: self._send_speech_chunk(response, chunk, seq),
+        )
+        try:
+            await self._send(p.SERVER_AI_THINKING, responseId=response.id)
+            while (sentence := await sentences.get()) is not None:
+                await self._speak_sentence(response, sentence)
+            await response.pacer.finish()
+            await self._send(p.SERVER_AI_SPEECH_END, responseId=response.id)
+            # The turn is over when the candidate has heard it, not when it was sent.
+            await asyncio.sleep(response.pacer.remaining_s())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session %s: response %s failed", self.snapshot.session_id, response.id)
+            await self._send(p.SERVER_ERROR, code="speech_failed", error="The interviewer could not finish speaking.")
+        finally:
+            writer.cancel()
+        if not response.cancelled:
+            self._finish_response(response, interrupted=False)
+
+    async def _write_response(self, response: Response, sentences: asyncio.Queue) -> None:
+        """The interviewer's words, cut into sentences for speech; a fallback line on failure."""
+        chunker = SentenceChunker()
+        request = InterviewerRequest(
+            kind=response.kind,
+            questions=self.snapshot.questions,
+            question_index=min(response.question_index, max(len(self.snapshot.questions) - 1, 0)),
+            conversation=tuple(self._conversation),
+            interview_title=self.snapshot.interview_title,
+        )
+        try:
+            async with asyncio.timeout(self._config.llm_deadline_s):
+                async for fragment in self._providers.interviewer.respond(request):
+                    response.mark("llm_first_token_ms")
+                    for sentence in chunker.push(fragment):
+                        response.planned.append(sentence)
+                        sentences.put_nowait(sentence)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("session %s: interviewer failed (%s); using a fallback line",
+                        self.snapshot.session_id, type(error).__name__)
+            if not response.planned:
+                response.source = "fallback"
+                chunker = SentenceChunker()
+                chunker.push(self._fallback_line(request))
+        for sentence in chunker.flush():
+            response.planned.append(sentence)
+            sentences.put_nowait(sentence)
+        sentences.put_nowait(None)
+
+    def _fallback_line(self, request: InterviewerRequest) -> str:
+        if request.kind == "closing":
+            return "Thank you for your time. That concludes our interview."
+        if request.questions:
+            return request.questions[request.question_index]
+        return FALLBACK_LINE
+
+    async def _speak_sentence(self, response: Response, text: str) -> None:
+        pacer = response.pacer
+        sentence = SpokenSentence(text=text, start_ms=pacer.sent_ms)
+        stream = self._providers.tts.synthesize(text).__aiter__()
+        try:
+            while True:
+                try:
+                    pcm = await asyncio.wait_for(stream.__anext__(), self._config.tts_deadline_s)
+                except StopAsyncIteration:
+                    break
+                if not response.spoken or response.spoken[-1] is not sentence:
+                    response.mark("tts_first_audio_ms")
+                    response.spoken.append(sentence)
+                    await self._send(p.SERVER_AI_TEXT, text=text, responseId=response.id)
+                await pacer.push(pcm)
+        except asyncio.TimeoutError:
+            log.warning("session %s: speech synthesis missed its deadline", self.snapshot.session_id)
+        finally:
+            await stream.aclose()
+        if not response.spoken or response.spoken[-1] is not sentence:
+            # No audio came: the candidate still reads the words as captions.
+            response.spoken.append(sentence)
+            await self._send(p.SERVER_AI_TEXT, text=text, responseId=response.id)
+        sentence.end_ms = pacer.sent_ms
+
+    async def _send_speech_chunk(self, response: Response, chunk: bytes, seq: int) -> None:
+        if response.cancelled:
+            raise asyncio.CancelledError  # never a chunk of an interrupted response
+        if seq == 0 and response.turn_ended_at is not None:
+            response.mark("turn_to_first_audio_ms", since=response.turn_ended_at)
+        await self._send(p.SERVER_AI_SPEECH_CHUNK, data=p.encode_audio(chunk), responseId=response.id, seq=seq)
+
+    def _cancel_response(self, response: Response) -> None:
+        response.cancelled = True
+        if response.task is not None:
+            response.task.cancel()
+        self._finish_response(response, interrupted=True)
+
+    async def _silence(self) -> None:
+        """Stop speaking now (pause, end), telling the client to flush what it holds."""
+        if self._response is not None:
+            await self.interrupt()
+
+    def _finish_response(self, response: Response, *, interrupted: bool) -> None:
+        if response.finished:
+            return
+        response.finished = True
+        if self._response is response:
+            self._response = None
+        text = response.heard_text() if interrupted else response.planned_text
+        self._conversation.append(ConversationLine(Speaker.INTERVIEWER, text))
+        self._recorder.submit(
+            services.turn_record, speaker=Speaker.INTERVIEWER, text=text, planned_text=response.planned_text,
+            question_index=response.question_index, source=response.source, interrupted=interrupted,
+            public_id=response.id, metrics=response.metrics,
+        )
+        if interrupted:
+            log.info("session %s: response %s interrupted after %.0f ms of speech",
+                     self.snapshot.session_id, response.id, response.pacer.played_ms() if response.pacer else 0)
+        if response.kind == "closing" and not self._ending and not self._stopped:
+            self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))
+
+    # --- output ------------------------------------------------------------------------
+
+    async def _send_state(self) -> None:
+        status = SessionStatus.PAUSED if self._paused else SessionStatus.LIVE
+        await self._send(p.SERVER_SESSION_STATE, status=status, questionIndex=self._question_index,
+                         questionCount=len(self.snapshot.questions))
+
+    async def _send(self, kind: str, **payload) -> None:
+        if self._stopped:
+            return
+        await self._send_text(p.server_message(kind, **payload))
