@@ -2,7 +2,8 @@
 
 Cost model: `feed()` is called every ~40 ms per session, mostly with silence. Voice
 activity detection (pocketsphinx.Vad, a few microseconds per 30 ms frame) runs right on
-the event loop; only audio inside an utterance is handed to a worker thread for decoding.
+the event loop; only audio inside an utterance is handed to a worker thread for decoding,
+by a decoder that releases the GIL (see _sphinx_decoder.py).
 
 A frame counts as voiced when the VAD says so and it is louder than `min_speech_dbfs`:
 the VAD alone adapts to its input level and fires on faint noise (e.g. after digital
@@ -27,32 +28,35 @@ import pocketsphinx
 from realtime.audio import Resampler, pcm_to_array
 from realtime.providers.base import TranscriptEvent
 
+from ._sphinx_decoder import SphinxDecoder
+
 _RATE = 16000  # the acoustic model's rate; other input rates are resampled
 _FRAME_MS = 30
 _START_FRAMES = 2  # voiced frames in a row that open an utterance
 _PREROLL_MS = 300
 
-# Trade a little accuracy for ~3x less CPU than the defaults (measured on eSpeak speech):
-# tighter pruning and fewer Gaussians. The second-pass searches stay on for the final.
+# Trade a little accuracy for ~4x less CPU than the defaults (measured on eSpeak speech):
+# tighter pruning, fewer Gaussians, and no second-pass searches, which cost 100-250 ms
+# at the end of each utterance, right when the candidate waits for a reply.
 DEFAULT_DECODER_OPTIONS = {"maxhmmpf": 3000, "maxwpf": 10, "topn": 2, "pl_window": 10, "fwdflat": False, "bestpath": False}
 
-# Decoding is CPU-bound C code that releases the GIL; a few threads serve all streams.
+# Decoding is CPU-bound C code that releases the GIL; one thread per core serves all streams.
 _executor = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="sphinx")
 
 # Loading a decoder takes ~0.5 s and ~90 MB, so closed streams give theirs back for reuse.
-_pool: dict[tuple, list[pocketsphinx.Decoder]] = collections.defaultdict(list)
+_pool: dict[tuple, list[SphinxDecoder]] = collections.defaultdict(list)
 _pool_lock = threading.Lock()
 _POOL_MAX_IDLE = 4
 
 
-def _acquire_decoder(options: tuple) -> pocketsphinx.Decoder:
+def _acquire_decoder(options: tuple) -> SphinxDecoder:
     with _pool_lock:
         if _pool[options]:
             return _pool[options].pop()
-    return pocketsphinx.Decoder(loglevel="FATAL", **dict(options))
+    return SphinxDecoder(**dict(options))
 
 
-def _release_decoder(options: tuple, decoder: pocketsphinx.Decoder) -> None:
+def _release_decoder(options: tuple, decoder: SphinxDecoder) -> None:
     with _pool_lock:
         if len(_pool[options]) < _POOL_MAX_IDLE:
             _pool[options].append(decoder)
@@ -203,14 +207,14 @@ class PocketsphinxStream:
                 self._decoding, self._last_partial = True, ""
             elif op[0] == "audio" and self._decoding:
                 decoder.process_raw(op[1])
-                text = _hyp_text(decoder)
+                text = decoder.hyp()
                 if text and text != self._last_partial:
                     self._last_partial = text
                     events.append(TranscriptEvent(text=text, is_final=False))
             elif op[0] == "end" and self._decoding:
                 decoder.end_utt()
                 self._decoding = False
-                text = _hyp_text(decoder)
+                text = decoder.hyp()
                 if text:  # an empty final is just noise
                     events.append(TranscriptEvent(text=text, is_final=True, end_ms=float(op[1])))
         return events
@@ -222,7 +226,3 @@ class PocketsphinxStream:
             self._decoding = False
         _release_decoder(self._options, decoder)
 
-
-def _hyp_text(decoder: pocketsphinx.Decoder) -> str:
-    hyp = decoder.hyp()
-    return hyp.hypstr.strip() if hyp is not None else ""
