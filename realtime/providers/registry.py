@@ -32,4 +32,8 @@ def _local(config: dict) -> Providers:
     )
 
 
-_BUILDERS = {"local": _local}
+_BUILDERS = {
+    "local": _local,
+    # Instant providers for load tests (bench/); imported only when selected.
+    "synthetic": lambda config: __import__("realtime.providers.synthetic", fromlist=["build"]).build(config),
+}

@@ -42,15 +42,15 @@ def overlap(hypothesis, reference):
 
 async def test_interims_then_one_final_with_end_time(stream, speech):
     lead_ms = 500
-    pcm = silence(lead_ms, RATE) + speech[SENTENCE] + silence(1500, RATE)
+    pcm = silence(lead_ms, RATE) + speech[SECOND] + silence(1500, RATE)
     events = await feed_all(stream, pcm)
     assert events and not events[0].is_final  # at least one interim came first
     assert [e.is_final for e in events].count(True) == 1 and events[-1].is_final
     assert all(e.text for e in events)
     final = events[-1]
-    # PocketSphinx is weak on eSpeak's voice, but some words come through reliably.
-    assert len(overlap(final.text, SENTENCE)) >= 2, final.text
-    speech_end = lead_ms + pcm_duration_ms(len(speech[SENTENCE]), RATE)
+    # PocketSphinx is weak on eSpeak's voice, but this sentence comes through well.
+    assert len(overlap(final.text, SECOND)) >= 3, final.text
+    speech_end = lead_ms + pcm_duration_ms(len(speech[SECOND]), RATE)
     assert abs(final.end_ms - speech_end) < 300, (final.end_ms, speech_end)
     # Interims only when the hypothesis changed.
     interims = [e.text for e in events[:-1]]
@@ -78,7 +78,7 @@ async def test_two_utterances_give_two_finals(stream, speech):
     pcm = silence(300, RATE) + speech[SENTENCE] + silence(1000, RATE) + speech[SECOND] + silence(1000, RATE)
     got = finals(await feed_all(stream, pcm))
     assert len(got) == 2
-    assert got[0].end_ms < got[1].end_ms
+    assert got[0].text and got[0].end_ms < got[1].end_ms
     assert len(overlap(got[1].text, SECOND)) >= 2, got[1].text
 
 

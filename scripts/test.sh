@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them. Redis and PostgreSQL are started when
+# installed but stopped; tests that need a missing one are skipped with the reason
+# (in CI, CI=true turns every such skip into a failure).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh || exit 1
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ! listening 6379 && command -v redis-server >/dev/null; then
+  echo "==> starting Redis"
+  mkdir -p /tmp/redis-test
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp/redis-test >/dev/null
+  sleep 0.5
+fi
+listening 6379 || echo "!! Redis is not available on 127.0.0.1:6379: its tests will be skipped"
+
+if ! listening 5432 && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+  echo "==> starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  sleep 1
+fi
+listening 5432 || echo "!! PostgreSQL is not available on 127.0.0.1:5432: its tests will be skipped"
+
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || echo "!! Chromium is not installed (apt-get install chromium): browser tests will be skipped"
+
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,92 @@
+"""Two daphne workers sharing PostgreSQL and Redis, as operators run it.
+
+A session moves between workers: the reconnect on worker B resumes it, the old
+connection on worker A is told and closed, and a recruiter watching on worker A
+sees the candidate's words spoken to worker B.
+"""
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.servers import DaphneServer
+from tests.services import postgres_database, redis_url
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workers():
+    with postgres_database() as database_url:
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url()}
+        a = DaphneServer(env=env)
+        b = DaphneServer(env=env, var_dir=a.var_dir)  # one demo signing key for both workers
+        b.env["DEMO_BASE_URL"] = a.base_url
+        a.migrate()
+        try:
+            a.start()
+            b.start()
+            yield a, b
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def receive_until(ws, kind, timeout=20):
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == kind:
+                return message["payload"]
+
+
+def auth_message(info):
+    return json.dumps({"type": "client-auth", "payload": {"token": info["token"], "sessionId": info["sessionId"]}})
+
+
+def staff_cookie(server) -> str:
+    code = (
+        "from django.contrib.auth import get_user_model; from django.contrib.sessions.backends.db import SessionStore; "
+        "User = get_user_model(); "
+        "u, _ = User.objects.get_or_create(username='recruiter', defaults={'is_staff': True}); "
+        "s = SessionStore(); s['_auth_user_id'] = str(u.pk); "
+        "s['_auth_user_backend'] = 'django.contrib.auth.backends.ModelBackend'; "
+        "s['_auth_user_hash'] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+    )
+    return server.manage("shell", "-c", code).strip().splitlines()[-1]
+
+
+async def test_session_moves_to_another_worker_and_recruiter_sees_it(workers):
+    a, b = workers
+    info = a.demo_session()
+    cookie = staff_cookie(a)
+    async with connect(f"ws://127.0.0.1:{a.port}/api/live/{info['sessionId']}/", origin=a.base_url,
+                       additional_headers={"Cookie": f"sessionid={cookie}"}) as watcher:
+        async with connect(a.ws_url, origin=a.base_url) as first:
+            await first.send(auth_message(info))
+            assert (await receive_until(first, "server-auth-success"))["resumed"] is False
+            await receive_until(first, "server-ai-speech-chunk")
+
+            async with connect(b.ws_url, origin=b.base_url) as second:
+                await second.send(auth_message(info))
+                resumed = await receive_until(second, "server-auth-success")
+                assert resumed["resumed"] is True
+                taken = await receive_until(first, "server-error")
+                assert taken["code"] == "session_taken_over"
+                with pytest.raises(Exception):
+                    await receive_until(first, "never", timeout=5)
+                assert first.close_code == 4409
+
+                await second.send(json.dumps({"type": "client-text-message",
+                                              "payload": {"text": "I moved to worker B."}}))
+                final = await receive_until(second, "server-final-transcript")
+                assert final["transcript"] == "I moved to worker B."
+
+        async with asyncio.timeout(15):
+            while True:
+                event = json.loads(await watcher.recv())
+                if event.get("event") == "turn" and event.get("text") == "I moved to worker B.":
+                    break
+        assert event["speaker"] == "candidate"
