@@ -1,0 +1,191 @@
+"""Real daphne workers for the benchmark, each a child process on 127.0.0.1.
+
+A `Cluster` is one or more workers sharing a VAR_DIR (SQLite database and demo signing
+key) and an environment (provider set, channel layer). Each worker listens on its own
+port; with `shared_port=True` every worker also listens on one common port through its
+own SO_REUSEPORT socket (passed with `daphne --fd`), so the kernel spreads connections.
+Every process started here is killed when the cluster exits, and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.servers import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERVIEW_APP = "interview_site.asgi:application"
+ECHO_APP = "bench.echo_asgi:application"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+_live: set[subprocess.Popen] = set()
+
+
+def _kill_all() -> None:
+    for process in list(_live):
+        _stop(process)
+
+
+atexit.register(_kill_all)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    _live.discard(process)
+
+
+def server_env(var_dir: str, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REALTIME_", "REDIS_URL", "DATABASE_URL"))}
+    env.update(VAR_DIR=var_dir, PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="interview_site.settings")
+    env.update(extra)
+    return env
+
+
+class Worker:
+    def __init__(self, app: str, env: dict, log_path: str, shared: socket.socket | None = None):
+        self.app, self.env, self.log_path, self.shared = app, env, log_path, shared
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "daphne", "-e", f"tcp:port={self.port}:interface=127.0.0.1"]
+        fds: tuple[int, ...] = ()
+        if self.shared is not None:
+            command += ["--fd", str(self.shared.fileno())]
+            fds = (self.shared.fileno(),)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command + [self.app], cwd=ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, pass_fds=fds)
+        _live.add(self.process)
+        wait_for_port(self.port, process=self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cluster:
+    """`with Cluster(...) as cluster:` start workers; everything is gone after the block."""
+
+    def __init__(self, *, app: str = INTERVIEW_APP, workers: int = 1, providers: str = "synthetic",
+                 redis: bool = False, shared_port: bool = False, extra_env: dict | None = None):
+        self.var_dir = tempfile.mkdtemp(prefix="bench-")
+        extra = {"REALTIME_PROVIDERS": providers, **(extra_env or {})}
+        if redis:
+            extra["REDIS_URL"] = REDIS_URL
+        self.env = server_env(self.var_dir, **extra)
+        self.app, self.redis = app, redis
+        self.port: int | None = None  # the shared port, if any
+        self._sockets: list[socket.socket] = []
+        if shared_port:
+            self.port = free_port()
+            self._sockets = [_reuseport_socket(self.port) for _ in range(workers)]
+        self.workers = [
+            Worker(app, self.env, os.path.join(self.var_dir, f"worker-{i}.log"), self._sockets[i] if shared_port else None)
+            for i in range(workers)
+        ]
+
+    def prepare(self, sessions: int = 0, staff: bool = False) -> dict:
+        """Migrate and create sessions (and a staff cookie) in the cluster's database."""
+        command = [sys.executable, "-m", "bench.setup_db", "--sessions", str(sessions)] + (["--staff"] if staff else [])
+        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        if result.returncode:
+            raise RuntimeError(f"setup_db failed:\n{result.stderr[-3000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def __enter__(self) -> "Cluster":
+        try:
+            if self.redis:
+                _flush_redis()
+            for worker in self.workers:
+                worker.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        for sock in self._sockets:
+            sock.close()  # the workers hold their own copies
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for sock in self._sockets:
+            sock.close()
+        if exc and exc[0] is not None:
+            for worker in self.workers:
+                tail = Path(worker.log_path).read_text(errors="replace")[-1500:] if os.path.exists(worker.log_path) else ""
+                if tail:
+                    print(f"--- {worker.log_path} ---\n{tail}", file=sys.stderr)
+        shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def url(self, path: str, worker: int | None = 0) -> str:
+        port = self.port if worker is None else self.workers[worker].port
+        return f"ws://127.0.0.1:{port}{path}"
+
+    def profile(self, worker: int, seconds: float, out: str) -> subprocess.Popen:
+        """py-spy on one worker for `seconds` (raw collapsed stacks in `out`); wait() on the result."""
+        process = subprocess.Popen(
+            [shutil.which("py-spy") or "py-spy", "record", "--pid", str(self.workers[worker].pid), "--duration",
+             str(int(seconds)), "--rate", "200", "--nonblocking", "--threads", "--format", "raw", "--output", out],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        _live.add(process)
+        return process
+
+
+def _reuseport_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _flush_redis() -> None:
+    """Empty the benchmark's own Redis database (never another one)."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(port)
