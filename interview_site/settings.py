@@ -5,12 +5,23 @@ demo tokens signed by a local key. `DATABASE_URL`, `REDIS_URL` and `SUPABASE_URL
 to the production parts.
 """
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# supabase-py depends on a PyPI package also named `realtime`; when daphne is started by
+# its console script the project directory is not first on sys.path and that package
+# would shadow ours. Put the project first before any app is imported.
+_realtime = importlib.util.find_spec("realtime")
+if _realtime is None or not str(_realtime.origin).startswith(str(BASE_DIR)):
+    sys.path.insert(0, str(BASE_DIR))
+    sys.modules.pop("realtime", None)
+    importlib.invalidate_caches()
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite database and the demo signing key live here
 

@@ -41,7 +41,7 @@ _PREROLL_MS = 300
 DEFAULT_DECODER_OPTIONS = {"maxhmmpf": 3000, "maxwpf": 10, "topn": 2, "pl_window": 10, "fwdflat": False, "bestpath": False}
 
 # Decoding is CPU-bound C code that releases the GIL; one thread per core serves all streams.
-_executor = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="sphinx")
+_executor = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="sphinx")
 
 # Loading a decoder takes ~0.5 s and ~90 MB, so closed streams give theirs back for reuse.
 _pool: dict[tuple, list[SphinxDecoder]] = collections.defaultdict(list)
