@@ -18,7 +18,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # its console script the project directory is not first on sys.path and that package
 # would shadow ours. Put the project first before any app is imported.
 _realtime = importlib.util.find_spec("realtime")
-if _realtime is None or not str(_realtime.origin).startswith(str(BASE_DIR)):
+if _realtime is None or Path(str(_realtime.origin)) != BASE_DIR / "realtime" / "__init__.py":
     sys.path.insert(0, str(BASE_DIR))
     sys.modules.pop("realtime", None)
     importlib.invalidate_caches()
