@@ -143,7 +143,7 @@ function setPhase(phase) {
   root.dataset.state = phase;
   ui.status.dataset.state = phase;
   ui.statusText.textContent = STATUS_TEXT[phase] || phase;
-  renderControls();
+  renderSpeaking();
 }
 
 function renderProgress() {
@@ -410,6 +410,9 @@ const handlers = {
     state.sessionStatus = payload.status === "paused" ? "paused" : "live";
     setPhase(state.sessionStatus);
     if (hooks.authSuccesses > 1) toast("Reconnected. Picking up where you left off.");
+    // The start button is gone: give keyboard users somewhere useful to be.
+    const focused = document.activeElement;
+    if (!focused || focused === document.body || focused === ui.start) ui.input.focus({ preventScroll: true });
   },
 
   "server-auth-failure"(payload) {
@@ -523,7 +526,6 @@ function onStatus(status) {
       state.currentResponseId = null;
       state.thinkingResponseId = null;
       setInterim("");
-      renderSpeaking();
     }
     setPhase("reconnecting");
   }
@@ -587,7 +589,6 @@ async function start() {
     handlers: { onStatus, onMessage, onFinalClose },
   });
   connection.connect();
-  ui.input.focus({ preventScroll: true });
 }
 
 function sendText() {
