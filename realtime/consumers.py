@@ -91,6 +91,9 @@ class InterviewConsumer(AsyncWebsocketConsumer):
     # --- authentication ----------------------------------------------------------------
 
     async def _before_auth(self, message: p.ClientMessage) -> None:
+        if message.type == p.CLIENT_PING:
+            await self._on_ping(message)
+            return
         if message.type != p.CLIENT_AUTH:
             await self._refuse("auth_required", "Send client-auth as the first message.", p.CloseCode.AUTH_REQUIRED)
             return
@@ -203,6 +206,10 @@ class InterviewConsumer(AsyncWebsocketConsumer):
     async def _on_end(self, message: p.ClientMessage) -> None:
         await self.runtime.end(message.payload["reason"] or END_BY_CANDIDATE)
 
+    async def _on_ping(self, message: p.ClientMessage) -> None:
+        # Browsers cannot see WebSocket pings: this lets the page notice a half-open socket.
+        await self._send_text(p.server_message(p.SERVER_PONG, id=message.payload["id"]))
+
     _HANDLERS = {
         p.CLIENT_AUTH: _on_auth_again,
         p.CLIENT_AUDIO_CHUNK: _on_audio,
@@ -211,6 +218,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         p.CLIENT_PAUSE: _on_pause,
         p.CLIENT_RESUME: _on_resume,
         p.CLIENT_END: _on_end,
+        p.CLIENT_PING: _on_ping,
     }
 
     # --- channel layer -----------------------------------------------------------------

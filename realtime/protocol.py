@@ -19,6 +19,7 @@ CLIENT_TEXT_MESSAGE = "client-text-message"
 CLIENT_PAUSE = "client-pause"
 CLIENT_RESUME = "client-resume"
 CLIENT_END = "client-end"
+CLIENT_PING = "client-ping"
 
 # Server -> client
 SERVER_AUTH_SUCCESS = "server-auth-success"
@@ -33,6 +34,7 @@ SERVER_AI_INTERRUPTED = "server-ai-interrupted"
 SERVER_SESSION_STATE = "server-session-state"
 SERVER_SESSION_ENDED = "server-session-ended"
 SERVER_ERROR = "server-error"
+SERVER_PONG = "server-pong"
 
 MAX_TEXT_MESSAGE_CHARS = 4000
 MAX_END_REASON_CHARS = 200
@@ -142,6 +144,13 @@ def _end(kind: str, payload: dict) -> ClientMessage:
     return ClientMessage(kind, {"reason": (reason or "").strip()[:MAX_END_REASON_CHARS]})
 
 
+def _ping(kind: str, payload: dict) -> ClientMessage:
+    ping_id = payload.get("id")
+    if ping_id is not None and not isinstance(ping_id, (str, int)):
+        raise ProtocolError("invalid_payload", "payload.id of 'client-ping' must be a string or a number.")
+    return ClientMessage(kind, {"id": ping_id if not isinstance(ping_id, str) else ping_id[:MAX_ID_CHARS]})
+
+
 def _no_payload(kind: str, payload: dict) -> ClientMessage:
     return ClientMessage(kind, {})
 
@@ -154,4 +163,5 @@ _VALIDATORS = {
     CLIENT_PAUSE: _no_payload,
     CLIENT_RESUME: _no_payload,
     CLIENT_END: _end,
+    CLIENT_PING: _ping,
 }

@@ -54,6 +54,9 @@ class RuntimeConfig:
     tts_deadline_s: float
     stt_deadline_s: float
     audio_queue_chunks: int
+    # A final transcript shorter than this while the interviewer speaks, with no
+    # client-interrupt, is taken for echo or noise rather than a barge-in.
+    min_interruption_words: int = 2
 
     @classmethod
     def from_settings(cls, realtime: dict) -> "RuntimeConfig":
@@ -66,6 +69,7 @@ class RuntimeConfig:
             tts_deadline_s=realtime["TTS_DEADLINE_SECONDS"],
             stt_deadline_s=realtime["STT_DEADLINE_SECONDS"],
             audio_queue_chunks=realtime["AUDIO_QUEUE_CHUNKS"],
+            min_interruption_words=realtime["MIN_INTERRUPTION_WORDS"],
         )
 
 
@@ -217,6 +221,10 @@ class SessionRuntime:
                 await self._publish({"event": "live-transcript", "transcript": event.text})
             return
         self._last_interim = ""
+        if self._response is not None and len(event.text.split()) < self._config.min_interruption_words:
+            log.info("session %s: ignored a %d-word utterance over the interviewer (likely echo or noise)",
+                     self.snapshot.session_id, len(event.text.split()))
+            return
         await self._candidate_turn(event.text, source="speech", ended_at=time.monotonic())
 
     def _drain_audio(self) -> None:

@@ -219,3 +219,13 @@ async def test_second_connection_takes_over_and_the_first_is_told(live_session):
     await second.close()
     session = await session_row(live_session.session_id)
     assert session.connection_count == 2
+
+
+async def test_ping_is_answered_with_pong_before_and_after_auth(live_session):
+    client = await Client.open()
+    await client.send("client-ping", id="hb-1")
+    assert await client.expect("server-pong") == {"id": "hb-1"}
+    await client.auth(live_session)
+    await client.send("client-ping", id=7)
+    assert await client.expect("server-pong") == {"id": 7}
+    await client.close()

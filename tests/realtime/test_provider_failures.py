@@ -36,3 +36,4 @@ async def test_interviewer_failure_speaks_the_question_as_a_fallback(live_sessio
     assert caption["text"] == QUESTIONS[0]
     await client.expect("server-ai-speech-chunk", responseId=caption["responseId"])
     await client.close()
+
