@@ -17,6 +17,10 @@ export const FINAL_CLOSE_CODES = new Set([
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
+// Browsers hide WebSocket pings, so a half-open socket (a network switch, a sleeping
+// laptop) looks open forever. An application heartbeat notices it.
+const HEARTBEAT_INTERVAL_MS = 10000;
+const HEARTBEAT_TIMEOUT_MS = 8000;
 
 export function backoffDelay(attempt, random = Math.random) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
@@ -38,6 +42,9 @@ export class InterviewConnection {
     this.attempt = 0;
     this.retryTimer = null;
     this.connectTimer = null;
+    this.heartbeatTimer = null;
+    this.pongTimer = null;
+    this.pingCount = 0;
     this.stopped = false;
     this.takenOver = false;
     this.lastAuthFailure = null;
@@ -86,11 +93,16 @@ export class InterviewConnection {
         this.authenticated = true;
         this.attempt = 0;
         this.connections++;
+        this.startHeartbeat(socket);
         this.handlers.onStatus("open", { resumed: payload.resumed });
       } else if (message.type === "server-auth-failure") {
         this.lastAuthFailure = payload;
       } else if (message.type === "server-error" && payload.code === "session_taken_over") {
         this.takenOver = true;
+      } else if (message.type === "server-pong") {
+        clearTimeout(this.pongTimer);
+        this.pongTimer = null;
+        return;
       }
       this.handlers.onMessage({ type: message.type, payload });
     };
@@ -98,7 +110,7 @@ export class InterviewConnection {
       if (this.socket !== socket) return;
       this.socket = null;
       this.authenticated = false;
-      clearTimeout(this.connectTimer);
+      this.clearTimers();
       const code = event.code;
       if (this.stopped) return;
       if (FINAL_CLOSE_CODES.has(code) || this.takenOver) {
@@ -111,6 +123,18 @@ export class InterviewConnection {
     socket.onerror = () => {
       // Always followed by close, which decides what to do.
     };
+  }
+
+  startHeartbeat(socket) {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      if (this.socket !== socket || socket.readyState !== WebSocket.OPEN) return;
+      socket.send(JSON.stringify({ type: "client-ping", payload: { id: ++this.pingCount } }));
+      if (this.pongTimer === null) {
+        // No answer in time: treat the socket as dead; onclose schedules the reconnect.
+        this.pongTimer = setTimeout(() => socket.close(4000, "heartbeat timeout"), HEARTBEAT_TIMEOUT_MS);
+      }
+    }, HEARTBEAT_INTERVAL_MS);
   }
 
   scheduleRetry(code, reason) {
@@ -143,8 +167,12 @@ export class InterviewConnection {
   clearTimers() {
     clearTimeout(this.retryTimer);
     clearTimeout(this.connectTimer);
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.pongTimer);
     this.retryTimer = null;
     this.connectTimer = null;
+    this.heartbeatTimer = null;
+    this.pongTimer = null;
   }
 
   stop() {
