@@ -78,7 +78,7 @@ class Run:
             await asyncio.gather(*(c.stream(s.profile_seconds + 0.5, start=time.perf_counter() + 0.04 * i / len(conns))
                                    for i, c in enumerate(conns)))
             await asyncio.to_thread(spy.wait, 30)
-            self.raw.setdefault("profile", {})[key] = f.summarize_profile(out) if os.path.exists(out) else {
+            self.raw.setdefault("profile", {})[key] = f.summarize_profile(out, s.profile_seconds) if os.path.exists(out) else {
                 "error": spy.stderr.read().decode()[-500:]}
         finally:
             await f.close_all(conns)
@@ -96,6 +96,11 @@ class Run:
             raw["capacity"] = await f.capacity(opener, s.capacity_steps, seconds=s.step_seconds,
                                                warmup=s.warmup_seconds, budget_s=s.capacity_budget_s,
                                                workers=cluster.workers)
+            # The same echo with the interview consumer's dispatch (no per-message DB hop).
+            direct = cluster.url("/echo-direct")
+            raw["capacity_direct"] = await f.capacity(lambda i: Conn.open(direct), s.capacity_steps,
+                                                      seconds=s.step_seconds, warmup=s.warmup_seconds,
+                                                      budget_s=s.capacity_budget_s, workers=cluster.workers)
             if self.profile:
                 await self._profiled_stream(cluster, opener, "echo")
 
@@ -141,7 +146,7 @@ class Run:
 
     async def redis(self) -> None:
         s, raw = self.sizes, self.raw.setdefault("redis", {})
-        with Cluster(providers="synthetic", workers=2, redis=True, shared_port=True) as cluster:
+        with Cluster(providers="synthetic", workers=2, redis=True, postgres=True, shared_port=True) as cluster:
             setup = cluster.prepare(max(max(s.capacity_steps), s.fanout_pairs), staff=True)
             pool = setup["sessions"]
             raw["fanout"] = await f.fan_out(cluster.url("/api/interview-socket", 0),
@@ -155,6 +160,7 @@ class Run:
             raw["capacity_2"] = await f.capacity(lambda i: open_session(shared, pool[i]), s.capacity_steps,
                                                  seconds=s.step_seconds, warmup=s.warmup_seconds,
                                                  budget_s=s.capacity_budget_s, workers=cluster.workers)
+
 
 
 def rows(raw: dict, sizes: Sizes) -> list[dict]:
@@ -178,10 +184,13 @@ def rows(raw: dict, sizes: Sizes) -> list[dict]:
     syn, red, loc = raw.get("synthetic", {}), raw.get("redis", {}), raw.get("local", {})
     add(lambda: cap_row("1 ingest capacity", "streams, chunk->interim p99<50ms", syn["capacity"], echo["capacity"],
                         "echo streams"))
+    add(lambda: cap_row("1 ingest capacity", "same, against echo without the DB hop", syn["capacity"],
+                        echo["capacity_direct"], "echo-direct streams"))
     for key, at, base in (("turns_1", 1, rtt1), ("turns_n", sizes.turns_concurrency, rttn)):
-        for kind, what in (("spoken", "final transcript"), ("typed", "text sent")):
+        for kind, what in (("spoken", "spoken: final transcript"), ("end_chunk_to_audio", "spoken: end chunk sent"),
+                           ("typed", "typed: text sent")):
             add(lambda key=key, at=at, base=base, kind=kind, what=what: r.latency_row(
-                "2 turn overhead", f"{kind}: {what}->1st chunk @{at}", syn[key][kind], f"echo rtt @{at}", base))
+                "2 turn overhead", f"{what}->1st chunk @{at}", syn[key][kind], f"echo rtt @{at}", base))
     add(lambda: r.latency_row("3 barge-in", "interrupt->interrupted", syn["barge_in"]["latency"], "echo rtt @1", rtt1,
                               late_chunks=syn["barge_in"]["late_chunks"]))
     add(lambda: r.value_row("3 barge-in", "speech chunks after interrupted (must be 0)",
@@ -208,7 +217,7 @@ async def main_async(args) -> int:
     sizes = SMOKE if args.smoke else FULL
     run = Run(sizes, profile=not args.no_profile)
     started = time.time()
-    budget = {"echo": 150, "synthetic": 200, "local": 120, "redis": 200, "echo2": 90}
+    budget = {"echo": 240, "synthetic": 200, "local": 120, "redis": 200, "echo2": 90}
     for name in args.only or SECTIONS:
         await run.section(name, getattr(run, name), budget[name] * (0.5 if args.smoke else 1))
     table_rows = rows(run.raw, sizes)
@@ -220,7 +229,7 @@ async def main_async(args) -> int:
     print(r.table(table_rows))
     if run.raw.get("profile"):
         for key, prof in run.raw["profile"].items():
-            print(f"\nprofile {key}: {prof.get('self_pct_by_package')}")
+            print(f"\nprofile {key}: busy {prof.get('busy_pct_by_thread')}; loop self time {prof.get('loop_self_pct_by_package')}")
     if run.errors:
         print(f"\nerrors: {run.errors}")
     print(f"\nwritten {args.out} in {document['seconds']}s")

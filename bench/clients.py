@@ -74,9 +74,10 @@ class Conn:
                 msg = json.loads(raw)
                 kind = msg.get("type") or msg.get("event")
                 if kind in ("server-live-transcript", "live-transcript"):
-                    text = msg["payload"]["transcript"] if "payload" in msg else msg["transcript"]
-                    self._heard(int(text.split()[1]), arrived)
-                    continue
+                    word, _, n = (msg["payload"]["transcript"] if "payload" in msg else msg["transcript"]).partition(" ")
+                    if word == "word" and n.isdigit():  # synthetic STT or echo: chunks 1..n were heard
+                        self._heard(int(n), arrived)
+                        continue
                 if kind == "server-error":
                     self.errors.append(msg["payload"].get("code", "?"))
                 self.inbox.append((arrived, msg))

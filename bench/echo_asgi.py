@@ -4,6 +4,7 @@ It does the least a protocol-shaped server can: for a client-audio-chunk it pars
 JSON, base64-decodes payload.data and answers a server-live-transcript ("word N", N the
 chunks received so far), the same shape the interview socket answers; any other message
 is answered at once with a server-echo. Same settings (and channel layer) as the project.
+/echo-direct is the same consumer with the interview socket's dispatch (realtime/dispatch.py).
 """
 
 import base64
@@ -18,6 +19,8 @@ django.setup()
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
+
+from realtime.dispatch import DirectDispatchMixin  # noqa: E402
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -36,4 +39,11 @@ class EchoConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(reply, separators=(",", ":")))
 
 
-application = ProtocolTypeRouter({"websocket": URLRouter([path("echo", EchoConsumer.as_asgi())])})
+class DirectEchoConsumer(DirectDispatchMixin, EchoConsumer):
+    pass
+
+
+application = ProtocolTypeRouter({"websocket": URLRouter([
+    path("echo", EchoConsumer.as_asgi()),
+    path("echo-direct", DirectEchoConsumer.as_asgi()),  # the proposed change, on the baseline
+])})

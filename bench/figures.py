@@ -21,9 +21,8 @@ BOUND_S = 0.050  # figure 1: chunk -> interim p99 must stay under this
 # --- baseline: echo round trip --------------------------------------------------------------
 
 
-async def echo_rtt(url: str, concurrency: int, rounds: int, *, stream: bool = False) -> list[float]:
-    """Round trips of a client-text-message on the echo socket; with `stream`, each connection
-    also streams audio chunks in real time meanwhile (the load a session puts on a worker)."""
+async def echo_rtt(url: str, concurrency: int, rounds: int) -> list[float]:
+    """Round trips of a client-text-message on the echo socket, each connection at its own pace."""
     conns = await open_many(lambda _: Conn.open(url), range(concurrency))
     samples: list[float] = []
 
@@ -35,10 +34,7 @@ async def echo_rtt(url: str, concurrency: int, rounds: int, *, stream: bool = Fa
             samples.append(arrived - sent)
 
     try:
-        streams = [asyncio.create_task(conn.stream(3600)) for conn in conns] if stream else []
         await asyncio.gather(*(run(conn) for conn in conns))
-        for task in streams:
-            task.cancel()
     finally:
         await close_all(conns)
     return samples
@@ -50,8 +46,9 @@ async def echo_rtt(url: str, concurrency: int, rounds: int, *, stream: bool = Fa
 async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: float, budget_s: float,
                    workers: list) -> dict:
     """Step the number of concurrent real-time audio streams up until chunk -> interim p99
-    passes BOUND_S (or chunks go unanswered, or the server reports errors); one bisection
-    step between the last pass and the first failure. Connections are kept across steps."""
+    passes BOUND_S (or chunks go unanswered, or the server reports errors), then bisect while
+    the gap is wide. A failing step is measured twice (a stall of the shared machine is not
+    capacity). Connections are kept across steps."""
     deadline = now() + budget_s
     conns: list[Conn] = []
     results: list[dict] = []
@@ -66,9 +63,14 @@ async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: fl
                 await close_all(conns[count:])
                 del conns[count:]
             step = await _stream_step(conns, seconds, warmup, workers)
-            results.append(step)
-            passed = step["p99_ms"] < BOUND_S * 1000 and not step["unheard"] and not step["errors"]
+            passed = _passes(step)
+            if not passed and now() < deadline:  # once more: a stall of a shared machine is not capacity
+                await asyncio.sleep(0.5)
+                retry = await _stream_step(conns, seconds, warmup, workers)
+                retry["first_try"] = step
+                step, passed = retry, _passes(retry)
             step["passed"] = passed
+            results.append(step)
             if passed:
                 best = max(best, count)
             else:
@@ -82,6 +84,10 @@ async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: fl
     passing = [s for s in results if s["passed"]]
     top = max(passing, key=lambda s: s["count"]) if passing else None
     return {"capacity": best, "at_capacity": top, "steps": results, "first_failure": failed_at}
+
+
+def _passes(step: dict) -> bool:
+    return step["p99_ms"] < BOUND_S * 1000 and not step["unheard"] and not step["errors"]
 
 
 async def _stream_step(conns: list[Conn], seconds: float, warmup: float, workers: list) -> dict:
@@ -205,7 +211,7 @@ async def fan_out(url_a: str, url_b_live: str, infos: list[dict], cookie: str, s
         await asyncio.gather(*(conn.stream(seconds, start=start + 0.04 * i / len(candidates))
                                for i, conn in enumerate(candidates)))
         await asyncio.sleep(0.5)
-        fan, sent_to_view, missing = [], [], 0
+        fan, missing = [], 0
         for cand, view in zip(candidates, viewers):
             for n, at_a in cand.interim_at.items():
                 at_b = view.interim_at.get(n)
@@ -322,19 +328,21 @@ async def voice_to_voice(url: str, info: dict, turns: int) -> dict:
 
 # --- the profile ---------------------------------------------------------------------------
 
-_BUCKETS = (
-    ("twisted", "/twisted/"), ("autobahn (WebSocket framing)", "/autobahn/"), ("daphne", "/daphne/"),
-    ("channels", "/channels/"), ("channels_redis / redis", "redis"), ("asgiref", "/asgiref/"),
-    ("json", "/json/"), ("base64", "base64"), ("asyncio", "/asyncio/"), ("realtime (this project)", "/realtime/"),
-    ("django", "/django/"), ("logging", "/logging/"),
+_BUCKETS = (  # py-spy names frames "function (package/module.py:line)"
+    ("twisted", "(twisted/"), ("autobahn (WebSocket framing)", "(autobahn/"), ("daphne", "(daphne/"),
+    ("channels", "(channels/"), ("channels_redis / redis", "redis/"), ("asgiref", "(asgiref/"),
+    ("json", "(json/"), ("base64", "(base64.py"), ("asyncio", "(asyncio/"), ("realtime (this project)", "(realtime/"),
+    ("interviews (this project)", "(interviews/"), ("django", "(django/"), ("logging", "(logging/"),
 )
 
 
-def summarize_profile(path: str, top: int = 12) -> dict:
-    """py-spy raw output -> share of samples by package (self time) and the hottest functions."""
+def summarize_profile(path: str, seconds: float, rate: int = 200, top: int = 15) -> dict:
+    """py-spy raw output -> how busy each thread was, and for the event loop thread (MainThread)
+    the share of its samples by package (self time and inclusive) and the hottest functions."""
     by_bucket: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in Path(path).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -342,15 +350,20 @@ def summarize_profile(path: str, top: int = 12) -> dict:
             continue
         n = int(count)
         frames = stack.split(";")
-        leaf = frames[-1]
+        thread = frames[0].split(": ", 1)[-1].rstrip("_0123456789")
+        threads[thread] += n
+        if thread != "MainThread":
+            continue
         total += n
+        leaf = frames[-1]
         by_bucket[next((name for name, key in _BUCKETS if key in leaf), "other")] += n
-        by_function[leaf.split(" (")[0] + " (" + leaf.split("/")[-1]] += n
+        by_function[leaf] += n
         for name, key in _BUCKETS:
-            if any(key in f for f in frames[1:]):
+            if any(key in frame for frame in frames[1:]):
                 inclusive[name] += n
     if not total:
         return {"samples": 0}
     share = lambda counter: {k: round(100 * v / total, 1) for k, v in counter.most_common(top)}  # noqa: E731
-    return {"samples": total, "self_pct_by_package": share(by_bucket), "inclusive_pct_by_package": share(inclusive),
-            "self_pct_top_functions": share(by_function)}
+    return {"loop_samples": total, "busy_pct_by_thread": {k: round(100 * v / (seconds * rate), 1) for k, v in threads.items()},
+            "loop_self_pct_by_package": share(by_bucket), "loop_inclusive_pct_by_package": share(inclusive),
+            "loop_self_pct_top_functions": share(by_function)}

@@ -25,7 +25,10 @@ from tests.servers import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 INTERVIEW_APP = "interview_site.asgi:application"
 ECHO_APP = "bench.echo_asgi:application"
+# The project's settings raise redis-py's read timeout above channels-redis's 5 s blocking
+# receive (see docs/performance.md, "Redis"), so the URL needs no socket_timeout of its own.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")  # trust auth
 
 _live: set[subprocess.Popen] = set()
 
@@ -97,11 +100,16 @@ class Cluster:
     """`with Cluster(...) as cluster:` start workers; everything is gone after the block."""
 
     def __init__(self, *, app: str = INTERVIEW_APP, workers: int = 1, providers: str = "synthetic",
-                 redis: bool = False, shared_port: bool = False, extra_env: dict | None = None):
+                 redis: bool = False, postgres: bool = False, shared_port: bool = False,
+                 extra_env: dict | None = None):
         self.var_dir = tempfile.mkdtemp(prefix="bench-")
         extra = {"REALTIME_PROVIDERS": providers, **(extra_env or {})}
         if redis:
             extra["REDIS_URL"] = REDIS_URL
+        # Several workers writing one SQLite file fail with "database is locked": use PostgreSQL.
+        self.database = f"bench_{os.getpid()}_{os.path.basename(self.var_dir)[6:].lower()}" if postgres else None
+        if self.database:
+            extra["DATABASE_URL"] = f"{POSTGRES_URL}/{self.database}"
         self.env = server_env(self.var_dir, **extra)
         self.app, self.redis = app, redis
         self.port: int | None = None  # the shared port, if any
@@ -126,6 +134,8 @@ class Cluster:
         try:
             if self.redis:
                 _flush_redis()
+            if self.database:
+                _postgres(f'CREATE DATABASE "{self.database}"')
             for worker in self.workers:
                 worker.start()
         except BaseException:
@@ -145,7 +155,10 @@ class Cluster:
                 tail = Path(worker.log_path).read_text(errors="replace")[-1500:] if os.path.exists(worker.log_path) else ""
                 if tail:
                     print(f"--- {worker.log_path} ---\n{tail}", file=sys.stderr)
-        shutil.rmtree(self.var_dir, ignore_errors=True)
+        if self.database:
+            _postgres(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        if not os.environ.get("BENCH_KEEP"):  # BENCH_KEEP=1 keeps the logs and the SQLite files
+            shutil.rmtree(self.var_dir, ignore_errors=True)
 
     def url(self, path: str, worker: int | None = 0) -> str:
         port = self.port if worker is None else self.workers[worker].port
@@ -170,6 +183,13 @@ def _reuseport_socket(port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
+
+
+def _postgres(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True, connect_timeout=5) as connection:
+        connection.execute(statement)
 
 
 def _flush_redis() -> None:

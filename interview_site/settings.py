@@ -108,7 +108,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            # redis-py reads with a 5 s timeout by default, the same as channels-redis's
+            # blocking receive: idle consumers then die with "Timeout reading". Allow more.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 15)}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
 else:

@@ -18,6 +18,7 @@ from interviews.selectors import SessionAccessError
 
 from . import protocol as p
 from .auth import AuthError, get_token_verifier
+from .dispatch import DirectDispatchMixin
 from .groups import live_group, owner_group
 from .limits import Throttle, TokenBucket
 from .providers.registry import get_providers
@@ -36,7 +37,7 @@ _ACCESS_CLOSE_CODES = {
 }
 
 
-class InterviewConsumer(AsyncWebsocketConsumer):
+class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
     runtime: SessionRuntime | None = None
 
     async def connect(self):

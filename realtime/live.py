@@ -10,10 +10,11 @@ import uuid
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .dispatch import DirectDispatchMixin
 from .groups import live_group
 
 
-class LiveSessionConsumer(AsyncJsonWebsocketConsumer):
+class LiveSessionConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_active or not user.is_staff:

@@ -108,6 +108,8 @@ class SessionRuntime:
         self._stt = providers.stt.open_stream(sample_rate=config.input_sample_rate)
         self._stt_task: asyncio.Task | None = None
         self._end_task: asyncio.Task | None = None
+        self._live_pending: dict | None = None
+        self._live_task: asyncio.Task | None = None
 
     # --- what the consumer calls -------------------------------------------------------
 
@@ -185,8 +187,9 @@ class SessionRuntime:
         self._stopped = True
         if self._response is not None:
             self._cancel_response(self._response)
-        if self._stt_task is not None:
-            self._stt_task.cancel()
+        for task in (self._stt_task, self._live_task):
+            if task is not None:
+                task.cancel()
         if not self._ending and not taken_over:
             self._recorder.submit(services.session_disconnect, connection_number=self.snapshot.connection_number)
         await self._recorder.close()
@@ -218,7 +221,7 @@ class SessionRuntime:
             if event.text != self._last_interim:
                 self._last_interim = event.text
                 await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=event.text)
-                await self._publish({"event": "live-transcript", "transcript": event.text})
+                self._publish_soon({"event": "live-transcript", "transcript": event.text})
             return
         self._last_interim = ""
         if self._response is not None and len(event.text.split()) < self._config.min_interruption_words:
@@ -226,6 +229,20 @@ class SessionRuntime:
                      self.snapshot.session_id, len(event.text.split()))
             return
         await self._candidate_turn(event.text, source="speech", ended_at=time.monotonic())
+
+    def _publish_soon(self, event: dict) -> None:
+        """Send to watchers without making the listener wait; a newer event replaces an unsent one."""
+        self._live_pending = event
+        if self._live_task is None or self._live_task.done():
+            self._live_task = asyncio.create_task(self._drain_live())
+
+    async def _drain_live(self) -> None:
+        while (event := self._live_pending) is not None:
+            self._live_pending = None
+            try:
+                await self._publish(event)
+            except Exception:
+                log.warning("session %s: live event not published", self.snapshot.session_id)
 
     def _drain_audio(self) -> None:
         while not self._audio.empty():

@@ -20,7 +20,7 @@ import asyncio
 import collections
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pocketsphinx
@@ -43,7 +43,9 @@ DEFAULT_DECODER_OPTIONS = {"maxhmmpf": 3000, "maxwpf": 10, "topn": 2, "pl_window
 # Decoding is CPU-bound C code that releases the GIL; one thread per core serves all streams.
 _executor = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="sphinx")
 
-# Loading a decoder takes ~0.5 s and ~90 MB, so closed streams give theirs back for reuse.
+# Loading a decoder takes ~0.5 s and ~90 MB. A stream holds one only while the candidate
+# speaks (from the start of an utterance to its end), so memory follows concurrent
+# speakers rather than connected sessions; idle ones wait in this pool, one kept warm.
 _pool: dict[tuple, list[SphinxDecoder]] = collections.defaultdict(list)
 _pool_lock = threading.Lock()
 _POOL_MAX_IDLE = 4
@@ -54,6 +56,13 @@ def _acquire_decoder(options: tuple) -> SphinxDecoder:
         if _pool[options]:
             return _pool[options].pop()
     return SphinxDecoder(**dict(options))
+
+
+def _ensure_spare(options: tuple) -> None:
+    with _pool_lock:
+        if _pool[options]:
+            return
+    _release_decoder(options, SphinxDecoder(**dict(options)))
 
 
 def _release_decoder(options: tuple, decoder: SphinxDecoder) -> None:
@@ -94,8 +103,9 @@ class PocketsphinxStream:
         self._min_energy = floor * floor * (self._frame_bytes // 2)
         self._end_frames = max(1, round(end_of_utterance_silence_ms / _FRAME_MS))
         self._options = options
-        # Start loading the decoder now so the first utterance does not wait for it.
-        self._decoder_future: Future = _executor.submit(_acquire_decoder, options)
+        # Make sure a decoder is warm so the first utterance does not wait for one to load.
+        _executor.submit(_ensure_spare, options)
+        self._decoder: SphinxDecoder | None = None  # held only during an utterance
         self._lock = asyncio.Lock()  # one decode job per stream at a time
         self._closed = False
         # Event-loop-side endpointing state.
@@ -197,11 +207,13 @@ class PocketsphinxStream:
         return events if generation == self._generation else []
 
     def _decode(self, ops: list[tuple]) -> list[TranscriptEvent]:
-        decoder = self._decoder_future.result()
         events: list[TranscriptEvent] = []
         for op in ops:
+            decoder = self._decoder
             if op[0] == "start":
-                if self._decoding:  # left over from an utterance dropped by reset()
+                if decoder is None:
+                    decoder = self._decoder = _acquire_decoder(self._options)
+                elif self._decoding:  # left over from an utterance dropped by reset()
                     decoder.end_utt()
                 decoder.start_utt()
                 self._decoding, self._last_partial = True, ""
@@ -215,12 +227,15 @@ class PocketsphinxStream:
                 decoder.end_utt()
                 self._decoding = False
                 text = decoder.hyp()
+                self._give_back_decoder()
                 if text:  # an empty final is just noise
                     events.append(TranscriptEvent(text=text, is_final=True, end_ms=float(op[1])))
         return events
 
     def _give_back_decoder(self) -> None:
-        decoder = self._decoder_future.result()
+        decoder, self._decoder = self._decoder, None
+        if decoder is None:
+            return
         if self._decoding:
             decoder.end_utt()
             self._decoding = False
