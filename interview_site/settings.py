@@ -110,8 +110,16 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py reads with a 5 s timeout by default, the same as channels-redis's
             # blocking receive: idle consumers then die with "Timeout reading". Allow more.
+            # Its pools also refuse a 101st concurrent command ("Too many connections"),
+            # which a burst of a hundred sessions joining at once reaches.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 15)}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 15),
+                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
             },

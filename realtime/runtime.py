@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FALLBACK_LINE = "Could you tell me more about your experience?"
 END_ALL_ANSWERED = "All questions answered."
 END_BY_CANDIDATE = "The candidate ended the interview."
+LIVE_EVENT_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -108,7 +109,7 @@ class SessionRuntime:
         self._stt = providers.stt.open_stream(sample_rate=config.input_sample_rate)
         self._stt_task: asyncio.Task | None = None
         self._end_task: asyncio.Task | None = None
-        self._live_pending: dict | None = None
+        self._live_sent_at = float("-inf")
         self._live_task: asyncio.Task | None = None
 
     # --- what the consumer calls -------------------------------------------------------
@@ -221,7 +222,7 @@ class SessionRuntime:
             if event.text != self._last_interim:
                 self._last_interim = event.text
                 await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=event.text)
-                self._publish_soon({"event": "live-transcript", "transcript": event.text})
+                self._publish_interim(event.text)
             return
         self._last_interim = ""
         if self._response is not None and len(event.text.split()) < self._config.min_interruption_words:
@@ -230,19 +231,25 @@ class SessionRuntime:
             return
         await self._candidate_turn(event.text, source="speech", ended_at=time.monotonic())
 
-    def _publish_soon(self, event: dict) -> None:
-        """Send to watchers without making the listener wait; a newer event replaces an unsent one."""
-        self._live_pending = event
-        if self._live_task is None or self._live_task.done():
-            self._live_task = asyncio.create_task(self._drain_live())
+    def _publish_interim(self, text: str) -> None:
+        """Live words for watchers, without making the listener wait.
 
-    async def _drain_live(self) -> None:
-        while (event := self._live_pending) is not None:
-            self._live_pending = None
-            try:
-                await self._publish(event)
-            except Exception:
-                log.warning("session %s: live event not published", self.snapshot.session_id)
+        Watchers need no 40 ms updates: the newest words go out at most once per
+        LIVE_EVENT_INTERVAL_S and the rest are dropped (a channel layer send per audio
+        chunk cost a quarter of the ingest capacity, docs/performance.md); the stored
+        turn event carries the complete text when the candidate's turn ends.
+        """
+        now = time.monotonic()
+        if now - self._live_sent_at < LIVE_EVENT_INTERVAL_S or (self._live_task and not self._live_task.done()):
+            return
+        self._live_sent_at = now
+        self._live_task = asyncio.create_task(self._publish_quietly({"event": "live-transcript", "transcript": text}))
+
+    async def _publish_quietly(self, event: dict) -> None:
+        try:
+            await self._publish(event)
+        except Exception:
+            log.warning("session %s: live event not published", self.snapshot.session_id)
 
     def _drain_audio(self) -> None:
         while not self._audio.empty():

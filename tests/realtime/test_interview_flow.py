@@ -23,6 +23,15 @@ def session_row(session_id):
     return InterviewSession.objects.get(pk=session_id)
 
 
+async def wait_for_status(session_id, status, timeout=10):
+    """Status changes are written by the session's recorder, just after they are announced."""
+    for _ in range(int(timeout / 0.05)):
+        if (await session_row(session_id)).status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"session never became {status}")
+
+
 async def wait_for_turns(session_id, count, timeout=10):
     for _ in range(int(timeout / 0.05)):
         turns = await turns_of(session_id)
@@ -163,7 +172,7 @@ async def test_pause_stops_speech_and_resume_asks_the_question_again(live_sessio
     await client.send("client-text-message", text="an answer while paused")
     error = await client.expect("server-error")
     assert error["code"] == "session_paused"
-    assert (await session_row(live_session.session_id)).status == SessionStatus.PAUSED
+    await wait_for_status(live_session.session_id, SessionStatus.PAUSED)
     await client.send("client-resume")
     assert (await client.expect("server-session-state"))["status"] == "live"
     await client.expect("server-ai-speech-end", timeout=30)
