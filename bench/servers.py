@@ -167,7 +167,7 @@ class Cluster:
     def profile(self, worker: int, seconds: float, out: str) -> subprocess.Popen:
         """py-spy on one worker for `seconds` (raw collapsed stacks in `out`); wait() on the result."""
         process = subprocess.Popen(
-            [shutil.which("py-spy") or "py-spy", "record", "--pid", str(self.workers[worker].pid), "--duration",
+            [_py_spy(), "record", "--pid", str(self.workers[worker].pid), "--duration",
              str(int(seconds)), "--rate", "200", "--nonblocking", "--threads", "--format", "raw", "--output", out],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
@@ -198,3 +198,8 @@ def _flush_redis() -> None:
 
     redis.Redis.from_url(REDIS_URL).flushdb()
 
+
+def _py_spy() -> str:
+    """py-spy from the venv that runs the bench, even when that venv is not on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else (shutil.which("py-spy") or "py-spy")

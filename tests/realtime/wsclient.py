@@ -75,6 +75,10 @@ class Client:
     def of_type(self, kind: str) -> list[dict]:
         return [m["payload"] for m in self.seen if m["type"] == kind]
 
+    def captions(self) -> str:
+        """Everything the interviewer said so far, as the captions showed it."""
+        return " ".join(c["text"] for c in self.of_type("server-ai-text"))
+
     async def drain(self, seconds: float) -> None:
         """Read whatever arrives for a while."""
         try:
