@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from interviews import services
 from interviews.selectors import SessionAccessError
 
 from . import protocol as p
@@ -125,7 +126,10 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             log.info("auth refused for session %s: %s", session_id[:64], error.code)
             await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
             return
-        if self.closed:
+        if self.closed:  # the client left while its session was being loaded
+            await database_sync_to_async(services.session_disconnect)(
+                session_id=snapshot.session_id, connection_number=snapshot.connection_number
+            )
             return
         self.auth_timer.cancel()
         self.session_id, self.user_id = snapshot.session_id, identity.user_id
