@@ -9,6 +9,7 @@ from django.utils import timezone
 from . import events
 from .evaluation import session_evaluate
 from .models import Interview, InterviewSession, Question, SessionStatus, Speaker, Turn
+from .selectors import SessionAccessError
 
 DEMO_INTERVIEW_TITLE = "Demo: Backend Engineer"
 DEMO_QUESTIONS = (
@@ -48,6 +49,8 @@ def session_connect(*, session_id) -> InterviewSession:
     now = timezone.now()
     with transaction.atomic():
         session = InterviewSession.objects.select_for_update().get(pk=session_id)
+        if session.is_finished:  # it ended between the access check and this lock
+            raise SessionAccessError("session_finished", "This interview session has already ended.")
         session.connection_count += 1
         session.last_active_at = now
         session.started_at = session.started_at or now
@@ -71,12 +74,11 @@ def session_disconnect(*, session_id, connection_number: int) -> None:
     Only the latest connection may mark it: a late write from a connection that was
     already replaced (on another worker) must not flag a live session.
     """
-    InterviewSession.objects.filter(
+    updated = InterviewSession.objects.filter(
         pk=session_id, status=SessionStatus.LIVE, connection_count=connection_number
-    ).update(
-        status=SessionStatus.DISCONNECTED, last_active_at=timezone.now()
-    )
-    events.publish(session_id, {"event": "status", "status": SessionStatus.DISCONNECTED})
+    ).update(status=SessionStatus.DISCONNECTED, last_active_at=timezone.now())
+    if updated:
+        events.publish(session_id, {"event": "status", "status": SessionStatus.DISCONNECTED})
 
 
 def session_advance(*, session_id, question_index: int) -> None:

@@ -14,7 +14,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from interviews import services
 from interviews.selectors import SessionAccessError
 
 from . import protocol as p
@@ -45,7 +44,6 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         self.limits = settings.REALTIME
         self.session_id: str | None = None
         self.user_id: str | None = None
-        self.authenticating = False
         self.closed = False
         self.audio_bucket = TokenBucket(
             rate=self.limits["AUDIO_BYTES_PER_SECOND"],
@@ -60,17 +58,20 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
     async def disconnect(self, code):
         self.closed = True
         self.auth_timer.cancel()
-        if self.session_id is not None:
-            await self.channel_layer.group_discard(owner_group(self.session_id), self.channel_name)
-        if self.user_id is not None:
-            _connections_per_user[self.user_id] -= 1
-            if _connections_per_user[self.user_id] <= 0:
-                del _connections_per_user[self.user_id]
-        if self.runtime is not None:
-            await self.runtime.stop()
+        try:
+            if self.session_id is not None:
+                await self.channel_layer.group_discard(owner_group(self.session_id), self.channel_name)
+        except Exception:  # the layer being down must not keep the runtime alive
+            log.exception("session %s: could not leave the owner group", self.session_id)
+        finally:
+            self._release_user_slot()
+            if self.runtime is not None:
+                await self.runtime.stop()
         log.info("session %s: connection closed (code %s)", self.session_id or "-", code)
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self.closed:  # queued behind our own close: nobody is listening any more
+            return
         if bytes_data is not None:
             await self._error("binary_not_supported", "Send JSON text messages (see docs/protocol.md).")
             return
@@ -99,13 +100,9 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         if message.type != p.CLIENT_AUTH:
             await self._refuse("auth_required", "Send client-auth as the first message.", p.CloseCode.AUTH_REQUIRED)
             return
-        if self.authenticating:
-            return
-        self.authenticating = True
-        try:
-            await self._authenticate(message.payload["token"], message.payload["sessionId"])
-        finally:
-            self.authenticating = False
+        # It arrived in time; checking it may take a JWKS fetch or a database wait.
+        self.auth_timer.cancel()
+        await self._authenticate(message.payload["token"], message.payload["sessionId"])
 
     async def _authenticate(self, token: str, session_id: str) -> None:
         try:
@@ -115,7 +112,7 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             close = p.CloseCode.SERVER_UNAVAILABLE if error.code == "jwks_unavailable" else p.CloseCode.AUTH_FAILED
             await self._refuse(error.code, error.message, close)
             return
-        if _connections_per_user[identity.user_id] >= MAX_CONNECTIONS_PER_USER:
+        if not self._take_user_slot(identity.user_id):
             await self._refuse("too_many_connections", "Too many open connections for this user.", p.CloseCode.RATE_LIMITED)
             return
         try:
@@ -123,17 +120,11 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
                 session_id=session_id, user_id=identity.user_id
             )
         except SessionAccessError as error:
+            self._release_user_slot()
             log.info("auth refused for session %s: %s", session_id[:64], error.code)
             await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
             return
-        if self.closed:  # the client left while its session was being loaded
-            await database_sync_to_async(services.session_disconnect)(
-                session_id=snapshot.session_id, connection_number=snapshot.connection_number
-            )
-            return
-        self.auth_timer.cancel()
-        self.session_id, self.user_id = snapshot.session_id, identity.user_id
-        _connections_per_user[self.user_id] += 1
+        self.session_id = snapshot.session_id
         # One live connection owns a session: whoever held it (on any worker) lets go.
         await self.channel_layer.group_send(
             owner_group(self.session_id), {"type": "session.takeover", "channel": self.channel_name}
@@ -165,6 +156,22 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             conversation=history,
         ))
         await self.runtime.start(resumed=resumed)
+
+    def _take_user_slot(self, user_id: str) -> bool:
+        """Count this connection against its user (in this worker) before any wait."""
+        if _connections_per_user[user_id] >= MAX_CONNECTIONS_PER_USER:
+            return False
+        _connections_per_user[user_id] += 1
+        self.user_id = user_id
+        return True
+
+    def _release_user_slot(self) -> None:
+        if self.user_id is None:
+            return
+        _connections_per_user[self.user_id] -= 1
+        if _connections_per_user[self.user_id] <= 0:
+            del _connections_per_user[self.user_id]
+        self.user_id = None
 
     async def _expire_unauthenticated(self) -> None:
         await asyncio.sleep(self.limits["AUTH_TIMEOUT_SECONDS"])

@@ -20,14 +20,23 @@ class SessionRecorder:
     def __init__(self, session_id: str):
         self._session_id = session_id
         self._queue: asyncio.Queue = asyncio.Queue()
+        self._closed = False
         self._task = asyncio.create_task(self._run(), name=f"recorder-{session_id}")
 
     def submit(self, write: Callable[..., Any], **kwargs: Any) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
+        if self._closed:
+            log.error("session %s: %s after the recorder closed", self._session_id, getattr(write, "__name__", write))
+            future.set_exception(RuntimeError("the session's recorder is closed"))
+            future.exception()  # retrieved: the caller may not await it
+            return future
         self._queue.put_nowait((write, kwargs, future))
         return future
 
     async def close(self, timeout: float = 10.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._queue.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)

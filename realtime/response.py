@@ -55,6 +55,10 @@ class Response:
             break
         return " ".join(words)
 
+    def mostly_heard(self, share: float = 0.8) -> bool:
+        planned = len(self.planned_text.split())
+        return planned > 0 and len(self.heard_text().split()) >= share * planned
+
     def mark(self, name: str, since: float | None = None) -> None:
         """Record a latency figure in ms, measured from `since` (default: the response's start)."""
         origin = self.started_at if since is None else since

@@ -126,8 +126,8 @@ class SessionRuntime:
 
     def feed_audio(self, pcm: bytes) -> bool:
         """Queue candidate audio for recognition. False if the queue is full (audio dropped)."""
-        if self._paused or self._ending:
-            return True  # nobody is listening while paused: drop silently
+        if self._paused or self._ending or self._stopped:
+            return True  # nobody is listening: drop silently
         try:
             self._audio.put_nowait(pcm)
         except asyncio.QueueFull:
@@ -135,6 +135,8 @@ class SessionRuntime:
         return True
 
     async def interrupt(self) -> None:
+        if self._stopped:
+            return
         response = self._response
         if response is not None:
             self._cancel_response(response)
@@ -142,12 +144,16 @@ class SessionRuntime:
                          wasSpeaking=response is not None)
 
     async def submit_text(self, text: str) -> None:
+        if self._stopped:
+            return
         # A typed answer ends whatever was being said aloud; its partial speech is dropped.
         self._stt.reset()
         self._last_interim = ""
         await self._candidate_turn(text, source="text", ended_at=time.monotonic())
 
     async def pause(self) -> None:
+        if self._stopped:
+            return
         if self._ending or self._paused:
             await self._send_state()
             return
@@ -159,6 +165,8 @@ class SessionRuntime:
         await self._send_state()
 
     async def resume(self) -> None:
+        if self._stopped:
+            return
         if self._ending or not self._paused:
             await self._send_state()
             return
@@ -168,7 +176,7 @@ class SessionRuntime:
         self._respond("resume" if self._question_index < len(self.snapshot.questions) else "closing")
 
     async def end(self, reason: str) -> None:
-        if self._ending:
+        if self._ending or self._stopped:
             return
         self._ending = True
         await self._silence()
@@ -205,8 +213,9 @@ class SessionRuntime:
             while not self._audio.empty():  # catch up in one call when behind
                 pieces.append(self._audio.get_nowait())
             try:
-                events = await asyncio.wait_for(self._stt.feed(b"".join(pieces)), self._config.stt_deadline_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self._config.stt_deadline_s):
+                    events = await self._stt.feed(b"".join(pieces))
+            except TimeoutError:
                 log.warning("session %s: speech recognition missed its deadline", self.snapshot.session_id)
                 continue
             except Exception:
@@ -258,15 +267,22 @@ class SessionRuntime:
     # --- turns -------------------------------------------------------------------------
 
     async def _candidate_turn(self, text: str, *, source: str, ended_at: float) -> None:
-        if self._ending or self._paused:
+        if self._ending or self._end_task is not None or self._paused:
             if self._paused:
                 await self._send(p.SERVER_ERROR, code="session_paused", error="The interview is paused: resume it to answer.")
             return
-        if self._response is not None:  # the candidate spoke over the interviewer
+        cut_off = self._response
+        if cut_off is not None:  # the candidate spoke over the interviewer
             await self.interrupt()
-            if self._end_task is not None:  # that was the closing line: the interview is over
-                return
+        last = len(self.snapshot.questions) - 1
         answered = self._question_index
+        # Talking over the next question (or the goodbye) before having heard it means the
+        # candidate was still answering the previous one: keep the words there, ask again.
+        still_answering = cut_off is not None and cut_off.kind in ("next_question", "closing") and (
+            cut_off.kind == "closing" or not cut_off.mostly_heard()
+        )
+        if still_answering:
+            answered = min(cut_off.question_index - 1, last)
         turn_id = f"t-{time.time_ns():x}"
         await self._send(p.SERVER_FINAL_TRANSCRIPT, transcript=text, turnId=turn_id, source=source)
         self._conversation.append(ConversationLine(Speaker.CANDIDATE, text))
@@ -276,6 +292,12 @@ class SessionRuntime:
         )
         log.info("session %s: candidate turn %s (%s, %d chars) for question %d",
                  self.snapshot.session_id, turn_id, source, len(text), answered + 1)
+        if still_answering:
+            if cut_off.kind == "closing" and cut_off.mostly_heard():
+                self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))  # a last word after goodbye
+            else:
+                self._respond(cut_off.kind, turn_ended_at=ended_at)
+            return
         self._question_index = min(answered + 1, len(self.snapshot.questions))
         self._recorder.submit(services.session_advance, question_index=self._question_index)
         await self._send_state()
@@ -300,11 +322,11 @@ class SessionRuntime:
             send_chunk=lambda chunk, seq: self._send_speech_chunk(response, chunk, seq),
         )
         try:
-            await self._send(p.SERVER_AI_THINKING, responseId=response.id)
+            await self._send_for(response, p.SERVER_AI_THINKING)
             while (sentence := await sentences.get()) is not None:
                 await self._speak_sentence(response, sentence)
             await response.pacer.finish()
-            await self._send(p.SERVER_AI_SPEECH_END, responseId=response.id)
+            await self._send_for(response, p.SERVER_AI_SPEECH_END)
             # The turn is over when the candidate has heard it, not when it was sent.
             await asyncio.sleep(response.pacer.remaining_s())
         except asyncio.CancelledError:
@@ -362,22 +384,24 @@ class SessionRuntime:
         try:
             while True:
                 try:
-                    pcm = await asyncio.wait_for(stream.__anext__(), self._config.tts_deadline_s)
+                    # Not wait_for: on Python 3.11 it can swallow the cancellation of an interrupt.
+                    async with asyncio.timeout(self._config.tts_deadline_s):
+                        pcm = await stream.__anext__()
                 except StopAsyncIteration:
                     break
                 if not response.spoken or response.spoken[-1] is not sentence:
                     response.mark("tts_first_audio_ms")
                     response.spoken.append(sentence)
-                    await self._send(p.SERVER_AI_TEXT, text=text, responseId=response.id)
+                    await self._send_for(response, p.SERVER_AI_TEXT, text=text)
                 await pacer.push(pcm)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("session %s: speech synthesis missed its deadline", self.snapshot.session_id)
         finally:
             await stream.aclose()
         if not response.spoken or response.spoken[-1] is not sentence:
             # No audio came: the candidate still reads the words as captions.
             response.spoken.append(sentence)
-            await self._send(p.SERVER_AI_TEXT, text=text, responseId=response.id)
+            await self._send_for(response, p.SERVER_AI_TEXT, text=text)
         sentence.end_ms = pacer.sent_ms
 
     async def _send_speech_chunk(self, response: Response, chunk: bytes, seq: int) -> None:
@@ -385,7 +409,12 @@ class SessionRuntime:
             raise asyncio.CancelledError  # never a chunk of an interrupted response
         if seq == 0 and response.turn_ended_at is not None:
             response.mark("turn_to_first_audio_ms", since=response.turn_ended_at)
-        await self._send(p.SERVER_AI_SPEECH_CHUNK, data=p.encode_audio(chunk), responseId=response.id, seq=seq)
+        await self._send_for(response, p.SERVER_AI_SPEECH_CHUNK, data=p.encode_audio(chunk), seq=seq)
+
+    async def _send_for(self, response: Response, kind: str, **payload) -> None:
+        """A message about a response; nothing of it goes out after it was interrupted."""
+        if not response.cancelled:
+            await self._send(kind, responseId=response.id, **payload)
 
     def _cancel_response(self, response: Response) -> None:
         response.cancelled = True
@@ -414,7 +443,8 @@ class SessionRuntime:
         if interrupted:
             log.info("session %s: response %s interrupted after %.0f ms of speech",
                      self.snapshot.session_id, response.id, response.pacer.played_ms() if response.pacer else 0)
-        if response.kind == "closing" and not self._ending and not self._stopped:
+        # A goodbye that was cut off is not the end: what the candidate says next is heard.
+        if response.kind == "closing" and not interrupted and not self._ending and not self._stopped:
             self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))
 
     # --- output ------------------------------------------------------------------------

@@ -77,3 +77,57 @@ async def _next_response(runtime, out, answer):
     await out.wait("server-ai-speech-chunk", responseId=response_id)
     assert len(thinking) >= 1
     return response_id
+
+
+@database_sync_to_async
+def candidate_turns(session_id):
+    from interviews.models import Turn
+
+    return list(Turn.objects.filter(session_id=session_id, speaker="candidate").order_by("sequence")
+                .values_list("question_index", "text"))
+
+
+async def wait_for_candidate_turns(session_id, count):
+    for _ in range(200):
+        turns = await candidate_turns(session_id)
+        if len(turns) >= count:
+            return turns
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} candidate turns")
+
+
+async def test_talking_over_the_next_question_continues_the_last_answer_and_the_question_is_asked_again(live_session):
+    runtime, out = await start_runtime(live_session)
+    await out.wait("server-ai-speech-end", timeout=30)
+    second = await _next_response(runtime, out, "I build backend services.")
+    await runtime._on_transcript(TranscriptEvent(text="and I also led the team", is_final=True))
+    await out.wait("server-ai-interrupted", responseId=second)
+    # Still on question 2: it was not heard, so it is asked again rather than skipped.
+    assert out.of("server-session-state")[-1]["questionIndex"] == 1
+    for _ in range(200):
+        if out.of("server-ai-thinking")[-1]["responseId"] != second:
+            break
+        await asyncio.sleep(0.02)
+    again = out.of("server-ai-thinking")[-1]["responseId"]
+    assert again != second
+    await out.wait("server-ai-speech-end", timeout=30, responseId=again)
+    assert "What is your favourite programming language?" in " ".join(c["text"] for c in out.of("server-ai-text")
+                                                                      if c["responseId"] == again)
+    turns = await wait_for_candidate_turns(live_session.session_id, 2)
+    assert turns == [(0, "I build backend services."), (0, "and I also led the team")]
+    await runtime.stop()
+
+
+async def test_speaking_over_the_goodbye_is_heard_and_the_interview_still_ends(session_factory):
+    info = await database_sync_to_async(session_factory)(questions=("Why this role?",))
+    runtime, out = await start_runtime(info)
+    await out.wait("server-ai-speech-end", timeout=30)
+    closing = await _next_response(runtime, out, "Because I like realtime systems.")
+    await runtime._on_transcript(TranscriptEvent(text="oh and one more important thing", is_final=True))
+    await out.wait("server-ai-interrupted", responseId=closing)
+    assert out.of("server-session-ended") == []
+    turns = await wait_for_candidate_turns(info.session_id, 2)
+    assert turns[-1] == (0, "oh and one more important thing")
+    ended = await out.wait("server-session-ended", timeout=30)
+    assert ended == {"reason": "All questions answered."} and out.closed_with == 1000
+    await runtime.stop()

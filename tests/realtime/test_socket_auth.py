@@ -138,3 +138,25 @@ async def _other_session(session_factory):
     from channels.db import database_sync_to_async
 
     return await database_sync_to_async(session_factory)()
+
+
+async def test_a_user_may_hold_at_most_five_connections(session_factory):
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    user = str(uuid.uuid4())
+    infos = [await database_sync_to_async(session_factory)(user_id=user) for _ in range(6)]
+    clients = [await Client.open() for _ in infos]
+    # All at once: the limit holds even while earlier logins are still being checked.
+    await asyncio.gather(*(c.send("client-auth", token=i.token, sessionId=i.session_id) for c, i in zip(clients, infos)))
+    outcomes = []
+    for client in clients:
+        while True:
+            message = await client.next(10)
+            if message["type"] in ("server-auth-success", "server-auth-failure"):
+                outcomes.append(message["payload"].get("code", "ok"))
+                break
+    assert outcomes.count("ok") == 5 and outcomes.count("too_many_connections") == 1
+    for client in clients:
+        await client.close()

@@ -203,7 +203,14 @@ class PocketsphinxStream:
     async def _run(self, ops: list[tuple]) -> list[TranscriptEvent]:
         generation = self._generation
         async with self._lock:
-            events = await asyncio.wrap_future(_executor.submit(self._decode, ops))
+            job = asyncio.wrap_future(_executor.submit(self._decode, ops))
+            try:
+                events = await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # The thread goes on decoding: keep the lock until it is done, so no second
+                # job (or close()) ever runs on the same decoder at the same time.
+                await asyncio.wait({job})
+                raise
         return events if generation == self._generation else []
 
     def _decode(self, ops: list[tuple]) -> list[TranscriptEvent]:
