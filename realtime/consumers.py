@@ -23,11 +23,12 @@ from .groups import live_group, owner_group
 from .limits import Throttle, TokenBucket
 from .providers.registry import get_providers
 from .runtime import END_BY_CANDIDATE, RuntimeConfig, SessionRuntime
-from .sessions import session_take
+from .sessions import session_is_live, session_take
 
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
+TAKEOVER_WAIT_SECONDS = 1.5
 _connections_per_user: Counter[str] = Counter()
 
 _ACCESS_CLOSE_CODES = {
@@ -116,6 +117,8 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             await self._refuse("too_many_connections", "Too many open connections for this user.", p.CloseCode.RATE_LIMITED)
             return
         try:
+            live = await database_sync_to_async(session_is_live)(session_id=session_id, user_id=identity.user_id)
+            await self._take_over(session_id, wait=live)
             snapshot, history, resumed = await database_sync_to_async(session_take)(
                 session_id=session_id, user_id=identity.user_id
             )
@@ -125,10 +128,6 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
             return
         self.session_id = snapshot.session_id
-        # One live connection owns a session: whoever held it (on any worker) lets go.
-        await self.channel_layer.group_send(
-            owner_group(self.session_id), {"type": "session.takeover", "channel": self.channel_name}
-        )
         await self.channel_layer.group_add(owner_group(self.session_id), self.channel_name)
         config = RuntimeConfig.from_settings(self.limits)
         self.runtime = SessionRuntime(
@@ -156,6 +155,25 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             conversation=history,
         ))
         await self.runtime.start(resumed=resumed)
+
+    async def _take_over(self, session_id: str, *, wait: bool) -> None:
+        """One live connection owns a session: whoever holds it (on any worker) lets go.
+
+        For a live session, waits briefly until the old owner has written what it had, so
+        the conversation loaded next is complete (a reconnect often finds its own
+        half-open socket here). A paused one has nothing in flight.
+        """
+        reply = await self.channel_layer.new_channel() if wait else None
+        await self.channel_layer.group_send(
+            owner_group(session_id), {"type": "session.takeover", "channel": self.channel_name, "reply": reply}
+        )
+        if not wait:
+            return
+        try:
+            async with asyncio.timeout(TAKEOVER_WAIT_SECONDS):
+                await self.channel_layer.receive(reply)
+        except TimeoutError:  # its worker is gone: the database already has what it wrote
+            log.info("session %s: no answer from the previous connection; taking over", session_id)
 
     def _take_user_slot(self, user_id: str) -> bool:
         """Count this connection against its user (in this worker) before any wait."""
@@ -240,7 +258,9 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             return
         log.info("session %s: taken over by another connection", self.session_id)
         await self._error("session_taken_over", "This interview was opened in another window; this one is closed.")
-        await self.runtime.stop(taken_over=True)
+        await self.runtime.stop(taken_over=True)  # its writes are flushed when this returns
+        if event.get("reply"):
+            await self.channel_layer.send(event["reply"], {"type": "session.released"})
         await self._close(p.CloseCode.TAKEN_OVER)
 
     async def _publish_live(self, event: dict) -> None:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from interviews import selectors, services
+from interviews.models import SessionStatus
 
 from .providers.base import ConversationLine
 from .runtime import SessionSnapshot
+
+
+def session_is_live(*, session_id: str, user_id: str) -> bool:
+    """Whether a connection may be holding the session right now (checks access on the way)."""
+    session = selectors.session_get_for_owner(session_id=session_id, user_id=user_id)
+    return session.status == SessionStatus.LIVE
 
 
 def session_take(*, session_id: str, user_id: str) -> tuple[SessionSnapshot, list[dict], bool]:

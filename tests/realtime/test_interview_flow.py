@@ -217,7 +217,9 @@ async def test_second_connection_takes_over_and_the_first_is_told(live_session):
     await first.auth(live_session)
     await first.expect("server-ai-speech-chunk", timeout=20)
     second = await Client.open()
-    await second.auth(live_session)
+    resumed = await second.auth(live_session)
+    # The first connection's words were written before the second loaded the conversation.
+    assert [(t["speaker"], t["interrupted"]) for t in resumed["conversation"]] == [("interviewer", True)]
     error = await first.expect("server-error")
     assert error["code"] == "session_taken_over"
     assert await first.expect_close() == 4409
