@@ -184,7 +184,12 @@ class SessionRuntime:
         try:
             await completion
         except Exception:
+            # Not stored as ended, so not ended: the candidate can try again.
             log.exception("session %s: could not be marked completed", self.snapshot.session_id)
+            self._ending = False
+            self._end_task = None
+            await self._send(p.SERVER_ERROR, code="end_failed", error="The interview could not be closed; please try again.")
+            return
         log.info("session %s ended: %s", self.snapshot.session_id, reason)
         await self._send(p.SERVER_SESSION_ENDED, reason=reason)
         await self._close(p.CloseCode.NORMAL)
