@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 
 from interviews.models import InterviewSession, SessionResult, SessionStatus, Turn
 from tests.factories import QUESTIONS, chunks, silence, speech
+from tests.realtime.polling import until
 from tests.realtime.wsclient import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,22 +24,12 @@ def session_row(session_id):
     return InterviewSession.objects.get(pk=session_id)
 
 
-async def wait_for_status(session_id, status, timeout=10):
-    """Status changes are written by the session's recorder, just after they are announced."""
-    for _ in range(int(timeout / 0.05)):
-        if (await session_row(session_id)).status == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"session never became {status}")
+async def wait_for_status(session_id, status):
+    await until(lambda: session_row(session_id), lambda row: row.status == status, what=f"status {status}")
 
 
-async def wait_for_turns(session_id, count, timeout=10):
-    for _ in range(int(timeout / 0.05)):
-        turns = await turns_of(session_id)
-        if len(turns) >= count:
-            return turns
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} stored turns, have {await turns_of(session_id)}")
+async def wait_for_turns(session_id, count):
+    return await until(lambda: turns_of(session_id), lambda turns: len(turns) >= count, what=f"{count} turns")
 
 
 async def test_auth_success_announces_audio_formats_and_state(live_session):

@@ -11,6 +11,7 @@ from realtime.providers.base import TranscriptEvent
 from realtime.providers.registry import get_providers
 from realtime.runtime import RuntimeConfig, SessionRuntime
 from realtime.sessions import session_take
+from tests.realtime.polling import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,12 +89,8 @@ def candidate_turns(session_id):
 
 
 async def wait_for_candidate_turns(session_id, count):
-    for _ in range(200):
-        turns = await candidate_turns(session_id)
-        if len(turns) >= count:
-            return turns
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} candidate turns")
+    return await until(lambda: candidate_turns(session_id), lambda turns: len(turns) >= count,
+                       what=f"{count} candidate turns")
 
 
 async def test_talking_over_the_next_question_continues_the_last_answer_and_the_question_is_asked_again(live_session):
