@@ -33,15 +33,6 @@ def split_into_chunks(pcm: bytes, chunk_bytes: int) -> list[bytes]:
     return [pcm[i : i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
 
 
-def rms_dbfs(pcm: bytes) -> float:
-    """Loudness of a chunk in dBFS (-inf for digital silence)."""
-    samples = pcm_to_array(pcm).astype(np.float64)
-    if samples.size == 0:
-        return float("-inf")
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    return 20.0 * np.log10(rms / 32768.0) if rms > 0 else float("-inf")
-
-
 class Resampler:
     """Streaming int16 mono resampler: feed chunks, get the resampled audio so far.
 

@@ -27,7 +27,6 @@ class SpeechPacer:
         self._sent_ms = 0.0
         # Wall time at which the client will have played everything sent so far.
         self._playhead_end = 0.0
-        self.first_chunk_at: float | None = None
 
     @property
     def sent_ms(self) -> float:
@@ -58,8 +57,6 @@ class SpeechPacer:
         if ahead > self._lead_s:
             await asyncio.sleep(ahead - self._lead_s)
         now = self._clock()
-        if self.first_chunk_at is None:
-            self.first_chunk_at = now
         duration_s = len(chunk) / self._bytes_per_ms / 1000
         self._playhead_end = max(self._playhead_end, now) + duration_s
         self._sent_ms += duration_s * 1000

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from interviews import services
 from interviews.models import Interview, Question
+from realtime import audio
 from realtime.auth import demo_token_issue
 
 QUESTIONS = (
@@ -41,9 +42,9 @@ def speech(text: str, sample_rate: int = 16000) -> bytes:
 
 
 def silence(ms: int, sample_rate: int = 16000) -> bytes:
-    return b"\x00\x00" * int(sample_rate * ms / 1000)
+    return audio.silence(ms, sample_rate)
 
 
 def chunks(pcm: bytes, ms: int = 40, sample_rate: int = 16000) -> list[bytes]:
-    size = int(sample_rate * ms / 1000) * 2
-    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+    """Audio cut as a microphone sends it: `ms` a chunk."""
+    return audio.split_into_chunks(pcm, int(sample_rate * ms / 1000) * audio.BYTES_PER_SAMPLE)
