@@ -54,7 +54,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 def server_env(var_dir: str, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REALTIME_", "REDIS_URL", "DATABASE_URL"))}
-    env.update(VAR_DIR=var_dir, PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="interview_site.settings")
+    env.update(VAR_DIR=var_dir, PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="interview_site.settings",
+               WEBSOCKET_ALLOWED_ORIGINS="http://127.0.0.1")
     env.update(extra)
     return env
 

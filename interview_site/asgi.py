@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP to Django, WebSockets to the realtime consumers."""
 
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
@@ -12,9 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from realtime.publish import bind_event_loop  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": OriginValidator(
@@ -22,3 +24,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope, receive, send):
+    # Live events are published from database threads onto the server's own loop.
+    bind_event_loop(asyncio.get_running_loop())
+    return await router(scope, receive, send)

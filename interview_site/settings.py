@@ -9,8 +9,10 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,8 +50,6 @@ def env_list(name: str, default: str) -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-demo-secret-key-change-me-in-production")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-# Browsers send the Origin of the page; its host must be one of these.
-WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", ",".join(ALLOWED_HOSTS))
 
 INSTALLED_APPS = [
     "daphne",
@@ -98,6 +98,9 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # An unreachable server must fail a handshake in seconds (a clear "try again"), not hang it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 3))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several threads write turns while a session runs; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -152,6 +155,26 @@ JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 5.0)
 DEMO_USER_ID = os.environ.get("DEMO_USER_ID", "00000000-0000-4000-8000-000000000001")
 DEMO_BASE_URL = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000")
 
+
+def _default_origins(base_url: str) -> str:
+    """The page's own origin, reached as 127.0.0.1 or as localhost."""
+    parsed = urlparse(base_url)
+    origins = {f"{parsed.scheme}://{parsed.netloc}"}
+    for a, b in (("127.0.0.1", "localhost"), ("localhost", "127.0.0.1")):
+        if parsed.hostname == a:
+            origins.add(f"{parsed.scheme}://{parsed.netloc.replace(a, b)}")
+    return ",".join(sorted(origins))
+
+
+# Browsers send the Origin of the page: scheme, host and port must all match one of these.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", _default_origins(DEMO_BASE_URL))
+for _origin in WEBSOCKET_ALLOWED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            f"WEBSOCKET_ALLOWED_ORIGINS needs full origins such as https://interview.example.com, not {_origin!r}: "
+            "a bare host would accept any scheme and port."
+        )
+
 # --- Realtime limits and timing ----------------------------------------------------------
 REALTIME = {
     "AUTH_TIMEOUT_SECONDS": env_float("REALTIME_AUTH_TIMEOUT_SECONDS", 10.0),
@@ -159,7 +182,8 @@ REALTIME = {
     # PCM16 at 16 kHz is 32000 B/s; allow twice real time with a two-second burst.
     "AUDIO_BYTES_PER_SECOND": env_int("REALTIME_AUDIO_BYTES_PER_SECOND", 64000),
     "AUDIO_BURST_SECONDS": env_float("REALTIME_AUDIO_BURST_SECONDS", 2.0),
-    # Past this many rejected audio bytes in a row the client is abusive and is closed.
+    # Dropped audio is tolerated at up to half the allowed rate again, in bursts of this
+    # many bytes; a client that sends faster than that for long is closed (4029).
     "AUDIO_ABUSE_BYTES": env_int("REALTIME_AUDIO_ABUSE_BYTES", 256000),
     "INPUT_SAMPLE_RATE": env_int("REALTIME_INPUT_SAMPLE_RATE", 16000),
     "OUTPUT_SAMPLE_RATE": env_int("REALTIME_OUTPUT_SAMPLE_RATE", 24000),
@@ -173,6 +197,17 @@ REALTIME = {
     "TTS_DEADLINE_SECONDS": env_float("REALTIME_TTS_DEADLINE_SECONDS", 8.0),
     "STT_DEADLINE_SECONDS": env_float("REALTIME_STT_DEADLINE_SECONDS", 5.0),
     "AUDIO_QUEUE_CHUNKS": env_int("REALTIME_AUDIO_QUEUE_CHUNKS", 200),
+    # Every frame counts against a message rate (40 ms audio is 25 a second), changes of
+    # state (pause, resume, interrupt, a typed answer, end) against a stricter one.
+    "MESSAGES_PER_SECOND": env_float("REALTIME_MESSAGES_PER_SECOND", 100),
+    "MESSAGE_BURST": env_int("REALTIME_MESSAGE_BURST", 200),
+    "CONTROL_MESSAGES_PER_SECOND": env_float("REALTIME_CONTROL_MESSAGES_PER_SECOND", 5),
+    "CONTROL_BURST": env_int("REALTIME_CONTROL_BURST", 10),
+    # Frames read from the socket but not yet handled; more means the client outruns us.
+    "INBOUND_BACKLOG_MESSAGES": env_int("REALTIME_INBOUND_BACKLOG_MESSAGES", 500),
+    # How long a write may be retried while the database is unreachable; a candidate's
+    # answer is acknowledged only once it is stored, or refused after this.
+    "WRITE_RETRY_SECONDS": env_float("REALTIME_WRITE_RETRY_SECONDS", 10.0),
     # Provider set: "local" (pocketsphinx, scripted interviewer, eSpeak NG) or "synthetic" (bench).
     "PROVIDERS": os.environ.get("REALTIME_PROVIDERS", "local"),
 }

@@ -32,3 +32,7 @@ def session_get_for_owner(*, session_id: str, user_id: str) -> InterviewSession:
 
 def session_turns(*, session_id) -> list[Turn]:
     return list(Turn.objects.filter(session_id=session_id).order_by("sequence"))
+
+
+def session_exists(*, session_id: str) -> bool:
+    return InterviewSession.objects.filter(pk=session_id).exists()

@@ -81,14 +81,13 @@ def session_disconnect(*, session_id, connection_number: int) -> None:
         events.publish(session_id, {"event": "status", "status": SessionStatus.DISCONNECTED})
 
 
-def session_advance(*, session_id, question_index: int) -> None:
+def _session_move_to(session_id, question_index: int) -> None:
     session = InterviewSession.objects.get(pk=session_id)
     questions = session.questions
     stage = questions[question_index]["stage"] if question_index < len(questions) else session.stage
     InterviewSession.objects.filter(pk=session_id).update(
         current_question=question_index, stage=stage, last_active_at=timezone.now()
     )
-    events.publish(session_id, {"event": "question", "questionIndex": question_index})
 
 
 def session_complete(*, session_id, reason: str) -> InterviewSession:
@@ -118,11 +117,21 @@ def turn_record(
     started_at=None,
     ended_at=None,
     metrics: dict | None = None,
+    advance_to: int | None = None,
 ) -> Turn:
-    """Append a turn. Sequence numbers are unique per session; retry if two writers race."""
+    """Append a turn, and with `advance_to` move the session to that question in the same
+    transaction (an answer and the progress it makes are stored together or not at all).
+
+    Idempotent on `public_id`: a retry after a commit whose acknowledgement was lost
+    returns the stored turn. Sequence numbers are unique per session; retry if two
+    writers race.
+    """
     for _attempt in range(5):
         try:
             with transaction.atomic():
+                existing = _turn_with_public_id(session_id, public_id)
+                if existing is not None:
+                    return existing
                 last = Turn.objects.filter(session_id=session_id).aggregate(n=Max("sequence"))["n"]
                 turn = Turn.objects.create(
                     session_id=session_id,
@@ -138,12 +147,15 @@ def turn_record(
                     ended_at=ended_at or timezone.now(),
                     metrics=metrics or {},
                 )
+                if advance_to is not None:
+                    _session_move_to(session_id, advance_to)
+                else:
+                    InterviewSession.objects.filter(pk=session_id).update(last_active_at=timezone.now())
             break
         except IntegrityError:
             continue
     else:  # pragma: no cover - five collisions in a row means something else is wrong
         raise RuntimeError(f"could not record a turn for session {session_id}")
-    InterviewSession.objects.filter(pk=session_id).update(last_active_at=timezone.now())
     events.publish(
         session_id,
         {
@@ -155,7 +167,15 @@ def turn_record(
             "interrupted": turn.interrupted,
         },
     )
+    if advance_to is not None:
+        events.publish(session_id, {"event": "question", "questionIndex": advance_to})
     return turn
+
+
+def _turn_with_public_id(session_id, public_id: str) -> Turn | None:
+    if not public_id:
+        return None
+    return Turn.objects.filter(session_id=session_id, public_id=public_id).first()
 
 
 def _publish_state(session: InterviewSession) -> None:

@@ -1,34 +1,44 @@
 """The candidate's WebSocket: parse, validate, enqueue. Never waits on a provider.
 
-Channels hands a consumer one message at a time, so everything after authentication
-returns at once: audio goes to the runtime's queue, control messages act immediately.
+Channels hands a consumer one message at a time, so nothing here blocks the message
+loop: authentication runs as a task, audio goes to the runtime's queue, control
+messages act at once. Every way the connection ends goes through `cleanup()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections import Counter
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from interviews.selectors import SessionAccessError
 
 from . import protocol as p
-from .auth import AuthError, get_token_verifier
-from .dispatch import DirectDispatchMixin
+from .auth import AuthError, Identity, get_token_verifier
+from .consumer_base import RealtimeConsumer
 from .groups import live_group, owner_group
-from .limits import Throttle, TokenBucket
+from .inbound import InboundLimits
+from .layer import LAYER_ERRORS, with_one_retry
 from .providers.registry import get_providers
-from .runtime import END_BY_CANDIDATE, RuntimeConfig, SessionRuntime
+from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
 from .sessions import session_is_live, session_take
 
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
 TAKEOVER_WAIT_SECONDS = 1.5
+# A client that stops reading: stop producing for it above the high-water mark, close
+# it when it has not come back under the low-water mark within SLOW_READER_SECONDS.
+OUTBOUND_HIGH_WATER_BYTES = 512 * 1024
+OUTBOUND_LOW_WATER_BYTES = 128 * 1024
+SLOW_READER_SECONDS = 10.0
 _connections_per_user: Counter[str] = Counter()
 
 _ACCESS_CLOSE_CODES = {
@@ -36,39 +46,52 @@ _ACCESS_CLOSE_CODES = {
     "session_forbidden": p.CloseCode.SESSION_FORBIDDEN,
     "session_finished": p.CloseCode.SESSION_FINISHED,
 }
+_UNAVAILABLE = ("server_unavailable", "The interview service is busy right now; trying again in a few seconds will work.")
 
 
-class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
+class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     runtime: SessionRuntime | None = None
 
     async def connect(self):
         self.limits = settings.REALTIME
         self.session_id: str | None = None
         self.user_id: str | None = None
+        self.identity: Identity | None = None
+        self.connection_number: int | None = None
+        self.superseded = False
         self.closed = False
-        self.audio_bucket = TokenBucket(
-            rate=self.limits["AUDIO_BYTES_PER_SECOND"],
-            capacity=self.limits["AUDIO_BYTES_PER_SECOND"] * self.limits["AUDIO_BURST_SECONDS"],
-        )
-        self.rejected_audio_bytes = 0
-        self.error_throttle = Throttle(1.0)
+        self.stalled_since: float | None = None
+        self.inbound = InboundLimits(self.limits)
+        self.message_loop = asyncio.current_task()
+        self.auth_task: asyncio.Task | None = None
+        self.expiry_timer: asyncio.Task | None = None
         await self.accept()
         self.auth_timer = asyncio.create_task(self._expire_unauthenticated())
         log.info("connection opened from %s", _client_address(self.scope))
 
     async def disconnect(self, code):
         self.closed = True
+        log.info("session %s: connection closed (code %s)", self.session_id or "-", code)
+
+    async def cleanup(self) -> None:
+        self.closed = True
         self.auth_timer.cancel()
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
         try:
-            if self.session_id is not None:
-                await self.channel_layer.group_discard(owner_group(self.session_id), self.channel_name)
-        except Exception:  # the layer being down must not keep the runtime alive
-            log.exception("session %s: could not leave the owner group", self.session_id)
+            if self.auth_task is not None and not self.auth_task.done():
+                # Let it settle: it may have marked the session live, which the runtime's stop undoes.
+                await asyncio.wait([self.auth_task], timeout=TAKEOVER_WAIT_SECONDS + 3)
+                self.auth_task.cancel()
+            if self.runtime is not None:
+                await self.runtime.stop(taken_over=self.superseded)
         finally:
             self._release_user_slot()
-            if self.runtime is not None:
-                await self.runtime.stop()
-        log.info("session %s: connection closed (code %s)", self.session_id or "-", code)
+            if self.session_id is not None:
+                try:
+                    await self.channel_layer.group_discard(owner_group(self.session_id), self.channel_name)
+                except Exception:  # the layer being down must not keep anything alive
+                    log.warning("session %s: could not leave the owner group", self.session_id)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.closed:  # queued behind our own close: nobody is listening any more
@@ -76,59 +99,90 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         if bytes_data is not None:
             await self._error("binary_not_supported", "Send JSON text messages (see docs/protocol.md).")
             return
-        if len(text_data) > self.limits["MAX_MESSAGE_BYTES"]:
-            log.warning("session %s: message of %d bytes refused", self.session_id or "-", len(text_data))
-            await self._error("message_too_big", f"Messages may be at most {self.limits['MAX_MESSAGE_BYTES']} bytes.")
-            await self._close(p.CloseCode.MESSAGE_TOO_BIG)
+        authenticated = self.runtime is not None
+        refusal = self.inbound.check_message(text_data, authenticated=authenticated, backlog=self.inbound_backlog())
+        if refusal is not None:
+            code, message, close_code = refusal
+            log.warning("session %s: %s; closing", self.session_id or "-", code)
+            await self._refuse_or_error(code, message, close_code, authenticated=authenticated)
             return
         try:
             message = p.parse_client_message(text_data)
         except p.ProtocolError as error:
             await self._error(error.code, error.message)
             return
-        if self.runtime is None:
+        if not authenticated:
             await self._before_auth(message)
             return
-        handler = self._HANDLERS.get(message.type)
-        await handler(self, message)
+        if message.type in p.CONTROL_MESSAGES and not self.inbound.control_allowed():
+            if self.inbound.error_throttle.ready():
+                await self._error("rate_limited", "Too many control messages; this one was ignored.")
+            return
+        await self._HANDLERS[message.type](self, message)
 
     # --- authentication ----------------------------------------------------------------
 
     async def _before_auth(self, message: p.ClientMessage) -> None:
-        if message.type == p.CLIENT_PING:
+        if message.type == p.CLIENT_PING and self.auth_task is None:
             await self._on_ping(message)
             return
-        if message.type != p.CLIENT_AUTH:
-            await self._refuse("auth_required", "Send client-auth as the first message.", p.CloseCode.AUTH_REQUIRED)
+        if message.type != p.CLIENT_AUTH or self.auth_task is not None:
+            await self._refuse("auth_required", "Send client-auth first, then wait for server-auth-success.",
+                               p.CloseCode.AUTH_REQUIRED)
             return
-        # It arrived in time; checking it may take a JWKS fetch or a database wait.
+        # It arrived in time; checking it may take a JWKS fetch or a database wait, which
+        # must not hold up this loop (it still has to refuse a flood meanwhile).
         self.auth_timer.cancel()
-        await self._authenticate(message.payload["token"], message.payload["sessionId"])
+        self.auth_task = asyncio.create_task(
+            self._authenticate(message.payload["token"], message.payload["sessionId"]))
 
     async def _authenticate(self, token: str, session_id: str) -> None:
         try:
+            await self._authenticate_or_refuse(token, session_id)
+        except (DatabaseError, *LAYER_ERRORS) as error:
+            log.warning("auth for session %s failed: %s unavailable", p.log_safe(session_id), type(error).__name__)
+            self._release_user_slot()
+            await self._refuse(*_UNAVAILABLE, p.CloseCode.SERVER_UNAVAILABLE)
+        except Exception:
+            log.exception("auth for session %s failed", p.log_safe(session_id))
+            self._release_user_slot()
+            await self._refuse("server_error", "Something went wrong on our side; reconnecting will work.",
+                               p.CloseCode.INTERNAL_ERROR)
+
+    async def _authenticate_or_refuse(self, token: str, session_id: str) -> None:
+        try:
             identity = await get_token_verifier().verify(token)
         except AuthError as error:
-            log.info("auth refused for session %s: %s", session_id[:64], error.code)
+            log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
             close = p.CloseCode.SERVER_UNAVAILABLE if error.code == "jwks_unavailable" else p.CloseCode.AUTH_FAILED
             await self._refuse(error.code, error.message, close)
             return
         if not self._take_user_slot(identity.user_id):
             await self._refuse("too_many_connections", "Too many open connections for this user.", p.CloseCode.RATE_LIMITED)
             return
+        self.identity = identity
         try:
             live = await database_sync_to_async(session_is_live)(session_id=session_id, user_id=identity.user_id)
-            await self._take_over(session_id, wait=live)
+        except SessionAccessError as error:
+            self._release_user_slot()
+            log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
+            await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
+            return
+        # Join the owner group before anything else, so a connection that claims the
+        # session after us (on any worker) always reaches us.
+        session_id = self.session_id = str(uuid.UUID(session_id))  # one spelling, one group
+        await with_one_retry(self.channel_layer.group_add, owner_group(session_id), self.channel_name)
+        await self._take_over(session_id, wait=live)
+        try:
             snapshot, history, resumed = await database_sync_to_async(session_take)(
                 session_id=session_id, user_id=identity.user_id
             )
         except SessionAccessError as error:
             self._release_user_slot()
-            log.info("auth refused for session %s: %s", session_id[:64], error.code)
+            log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
             await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
             return
-        self.session_id = snapshot.session_id
-        await self.channel_layer.group_add(owner_group(self.session_id), self.channel_name)
+        self.connection_number = snapshot.connection_number
         config = RuntimeConfig.from_settings(self.limits)
         self.runtime = SessionRuntime(
             snapshot=snapshot,
@@ -138,6 +192,13 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             publish=self._publish_live,
             close=self._close,
         )
+        # One owner, always: whoever joined at the same moment with a lower number lets go.
+        await with_one_retry(self.channel_layer.group_send, owner_group(session_id), {
+            "type": "session.claimed", "channel": self.channel_name, "connection": self.connection_number})
+        if self.superseded:
+            await self._let_go()
+        if self.closed:
+            return  # cleanup() stops the runtime
         log.info("session %s: authenticated user %s (%s)", self.session_id, self.user_id,
                  "resumed" if resumed else "new")
         await self._send_text(p.server_message(
@@ -153,20 +214,21 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             questionCount=len(snapshot.questions),
             status=snapshot.status,
             conversation=history,
+            expiresAt=identity.expires_at,
         ))
+        self.expiry_timer = asyncio.create_task(self._expire_token())
         await self.runtime.start(resumed=resumed)
 
     async def _take_over(self, session_id: str, *, wait: bool) -> None:
-        """One live connection owns a session: whoever holds it (on any worker) lets go.
+        """Ask whoever holds the session (on any worker) to let go.
 
         For a live session, waits briefly until the old owner has written what it had, so
         the conversation loaded next is complete (a reconnect often finds its own
         half-open socket here). A paused one has nothing in flight.
         """
         reply = await self.channel_layer.new_channel() if wait else None
-        await self.channel_layer.group_send(
-            owner_group(session_id), {"type": "session.takeover", "channel": self.channel_name, "reply": reply}
-        )
+        await with_one_retry(self.channel_layer.group_send, owner_group(session_id),
+                              {"type": "session.takeover", "channel": self.channel_name, "reply": reply})
         if not wait:
             return
         try:
@@ -197,29 +259,57 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
             log.info("connection closed: no client-auth within %.0fs", self.limits["AUTH_TIMEOUT_SECONDS"])
             await self._refuse("auth_timeout", "No client-auth message arrived in time.", p.CloseCode.AUTH_TIMEOUT)
 
+    async def _expire_token(self) -> None:
+        """An access token is good until it expires; past that, only a renewed one keeps the socket."""
+        while True:
+            await asyncio.sleep(max(0.0, self.identity.expires_at - time.time()))
+            if time.time() >= self.identity.expires_at:
+                break
+        log.info("session %s: access token expired and was not renewed", self.session_id)
+        await self._error("token_expired", "Your access token expired; sign in again to continue.")
+        await self._close(p.CloseCode.AUTH_FAILED)
+
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
         await self._send_text(p.server_message(p.SERVER_AUTH_FAILURE, error=message, code=code))
         await self._close(close_code)
 
+    async def _refuse_or_error(self, code: str, message: str, close_code: int, *, authenticated: bool) -> None:
+        if authenticated:
+            await self._error(code, message)
+            await self._close(close_code)
+        else:
+            await self._refuse(code, message, close_code)
+
     # --- after authentication ----------------------------------------------------------
 
     async def _on_audio(self, message: p.ClientMessage) -> None:
-        pcm = message.audio
-        if not self.audio_bucket.take(len(pcm)):
-            self.rejected_audio_bytes += len(pcm)
-            if self.rejected_audio_bytes > self.limits["AUDIO_ABUSE_BYTES"]:
-                log.warning("session %s: audio far above real time; closing", self.session_id)
-                await self._close(p.CloseCode.RATE_LIMITED)
-                return
-            if self.error_throttle.ready():
+        verdict = self.inbound.check_audio(len(message.audio))
+        if verdict == "abuse":
+            log.warning("session %s: audio far above real time; closing", self.session_id)
+            await self._error("rate_limited", "Audio arrived far faster than real time.")
+            await self._close(p.CloseCode.RATE_LIMITED)
+            return
+        if verdict == "dropped":
+            if self.inbound.error_throttle.ready():
                 await self._error("rate_limited", "Audio is arriving faster than real time; chunks were dropped.")
             return
-        self.rejected_audio_bytes = 0
-        if not self.runtime.feed_audio(pcm) and self.error_throttle.ready():
+        if not self.runtime.feed_audio(message.audio) and self.inbound.error_throttle.ready():
             await self._error("audio_overloaded", "The server is behind on your audio; chunks were dropped.")
 
     async def _on_auth_again(self, message: p.ClientMessage) -> None:
         await self._error("already_authenticated", "This connection is already authenticated.")
+
+    async def _on_token_refresh(self, message: p.ClientMessage) -> None:
+        try:
+            identity = await get_token_verifier().verify(message.payload["token"])
+        except AuthError as error:
+            await self._error(error.code, error.message)
+            return
+        if identity.user_id != self.identity.user_id:
+            await self._error("token_wrong_user", "The new token belongs to another user.")
+            return
+        self.identity = identity
+        await self._send_text(p.server_message(p.SERVER_TOKEN_REFRESHED, expiresAt=identity.expires_at))
 
     async def _on_interrupt(self, message: p.ClientMessage) -> None:
         await self.runtime.interrupt()
@@ -234,7 +324,7 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         await self.runtime.resume()
 
     async def _on_end(self, message: p.ClientMessage) -> None:
-        await self.runtime.end(message.payload["reason"] or END_BY_CANDIDATE)
+        await self.runtime.end(end_reason_from_candidate(message.payload["reason"]))
 
     async def _on_ping(self, message: p.ClientMessage) -> None:
         # Browsers cannot see WebSocket pings: this lets the page notice a half-open socket.
@@ -249,6 +339,7 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         p.CLIENT_RESUME: _on_resume,
         p.CLIENT_END: _on_end,
         p.CLIENT_PING: _on_ping,
+        p.CLIENT_TOKEN_REFRESH: _on_token_refresh,
     }
 
     # --- channel layer -----------------------------------------------------------------
@@ -257,10 +348,32 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
         if event["channel"] == self.channel_name or self.runtime is None:
             return
         log.info("session %s: taken over by another connection", self.session_id)
+        self.superseded = True
+        await self._let_go(reply=event.get("reply"))
+
+    async def session_claimed(self, event):
+        """Another connection took the session; the highest connection number keeps it."""
+        if event["channel"] == self.channel_name or self.connection_number is None:
+            return  # ours, or we have not taken it yet (our own claim will be the higher)
+        if event["connection"] > self.connection_number and not self.superseded:
+            log.info("session %s: connection %s superseded by %s", self.session_id,
+                     self.connection_number, event["connection"])
+            self.superseded = True
+            if self.runtime is not None:
+                await self._let_go()
+            # else: _authenticate sees `superseded` after its claim and lets go itself
+
+    async def _let_go(self, reply: str | None = None) -> None:
+        if self.closed:
+            return  # cleanup() stops the runtime, without marking the session disconnected
         await self._error("session_taken_over", "This interview was opened in another window; this one is closed.")
-        await self.runtime.stop(taken_over=True)  # its writes are flushed when this returns
-        if event.get("reply"):
-            await self.channel_layer.send(event["reply"], {"type": "session.released"})
+        if self.runtime is not None:
+            await self.runtime.stop(taken_over=True)  # its writes are flushed when this returns
+        if reply:
+            try:
+                await self.channel_layer.send(reply, {"type": "session.released"})
+            except Exception:  # the new owner stops waiting on its own after a moment
+                log.warning("session %s: could not tell the new owner it was released", self.session_id)
         await self._close(p.CloseCode.TAKEN_OVER)
 
     async def _publish_live(self, event: dict) -> None:
@@ -269,8 +382,33 @@ class InterviewConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
     # --- output ------------------------------------------------------------------------
 
     async def _send_text(self, text: str) -> None:
-        if not self.closed:
-            await self.send(text_data=text)
+        if self.closed:
+            return
+        if self.outbound.unsent_bytes() > OUTBOUND_HIGH_WATER_BYTES and not await self._reader_caught_up():
+            return
+        self.stalled_since = None
+        await self.send(text_data=text)
+
+    async def _reader_caught_up(self) -> bool:
+        """The client is not reading. Producers (the interviewer's speech) wait for it;
+        replies from the message loop are dropped, so the loop goes on refusing floods.
+        Either way the connection is closed once it has been stuck for SLOW_READER_SECONDS."""
+        now = time.monotonic()
+        if self.stalled_since is None:
+            self.stalled_since = now
+        may_wait = asyncio.current_task() is not self.message_loop
+        while not self.closed:
+            if time.monotonic() - self.stalled_since > SLOW_READER_SECONDS:
+                log.warning("session %s: client stopped reading (%d bytes unsent); closing",
+                            self.session_id or "-", self.outbound.unsent_bytes())
+                await self._close(p.CloseCode.SLOW_READER)
+                return False
+            if self.outbound.unsent_bytes() <= OUTBOUND_LOW_WATER_BYTES:
+                return True
+            if not may_wait:
+                return False
+            await asyncio.sleep(0.05)
+        return False
 
     async def _error(self, code: str, message: str) -> None:
         await self._send_text(p.server_message(p.SERVER_ERROR, code=code, error=message))

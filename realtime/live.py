@@ -1,39 +1,70 @@
 """Recruiters' live view of a session: every event the session publishes, as JSON.
 
-Staff only (Django admin login). Events arrive through the channel layer group of the
-session, so the watcher may sit on any worker.
+For the users the admin lets read sessions (the `view_interviewsession` permission,
+checked per connection against a session that exists). Events arrive through the
+channel layer group of the session, so the watcher may sit on any worker.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .dispatch import DirectDispatchMixin
+from interviews.selectors import session_exists
+
+from .consumer_base import RealtimeConsumer
 from .groups import live_group
+from .layer import LAYER_ERRORS, with_one_retry
+
+VIEW_PERMISSION = "interviews.view_interviewsession"
 
 
-class LiveSessionConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
+class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
+    session_id: str | None = None
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_active or not user.is_staff:
             await self.close(code=4003)
             return
         try:
-            self.session_id = str(uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"]))
+            session_id = str(uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"]))
         except ValueError:
             await self.close(code=4004)
             return
-        await self.channel_layer.group_add(live_group(self.session_id), self.channel_name)
+        allowed, exists = await database_sync_to_async(_may_watch)(user, session_id)
+        if not allowed:
+            await self.close(code=4003)
+            return
+        if not exists:
+            await self.close(code=4004)
+            return
+        try:
+            await with_one_retry(self.channel_layer.group_add, live_group(session_id), self.channel_name)
+        except LAYER_ERRORS:
+            await self.close(code=4503)
+            return
+        self.session_id = session_id
         await self.accept()
 
-    async def disconnect(self, code):
-        if getattr(self, "session_id", None):
-            await self.channel_layer.group_discard(live_group(self.session_id), self.channel_name)
+    async def cleanup(self):
+        if self.session_id is not None:
+            try:
+                await self.channel_layer.group_discard(live_group(self.session_id), self.channel_name)
+            except LAYER_ERRORS:
+                pass  # the group entry expires on its own
 
     async def receive_json(self, content, **kwargs):
         pass  # watchers only listen
 
     async def session_event(self, message):
         await self.send_json({"sessionId": self.session_id, **message["event"]})
+
+
+def _may_watch(user, session_id: str) -> tuple[bool, bool]:
+    """The same permission the admin checks to show a session; then whether it exists."""
+    if not user.has_perm(VIEW_PERMISSION):
+        return False, False
+    return True, session_exists(session_id=session_id)

@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 FALLBACK_LINE = "Could you tell me more about your experience?"
 END_ALL_ANSWERED = "All questions answered."
 END_BY_CANDIDATE = "The candidate ended the interview."
+ANSWER_PENDING = "Your previous answer is still being saved; please say this again in a moment."
+ANSWER_NOT_STORED = "Your answer could not be saved; please say it again."
+
+
+def end_reason_from_candidate(reason: str) -> str:
+    """The candidate's own words are marked as theirs: they cannot pass for the server's reasons."""
+    return f"{END_BY_CANDIDATE[:-1]}: {reason}" if reason else END_BY_CANDIDATE
 LIVE_EVENT_INTERVAL_S = 0.2
 
 
@@ -55,6 +62,7 @@ class RuntimeConfig:
     tts_deadline_s: float
     stt_deadline_s: float
     audio_queue_chunks: int
+    write_retry_s: float = 10.0
     # A final transcript shorter than this while the interviewer speaks, with no
     # client-interrupt, is taken for echo or noise rather than a barge-in.
     min_interruption_words: int = 2
@@ -70,6 +78,7 @@ class RuntimeConfig:
             tts_deadline_s=realtime["TTS_DEADLINE_SECONDS"],
             stt_deadline_s=realtime["STT_DEADLINE_SECONDS"],
             audio_queue_chunks=realtime["AUDIO_QUEUE_CHUNKS"],
+            write_retry_s=realtime["WRITE_RETRY_SECONDS"],
             min_interruption_words=realtime["MIN_INTERRUPTION_WORDS"],
         )
 
@@ -105,7 +114,8 @@ class SessionRuntime:
         self._last_response_id: str | None = None
         self._last_interim = ""
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.audio_queue_chunks)
-        self._recorder = SessionRecorder(snapshot.session_id)
+        self._recorder = SessionRecorder(snapshot.session_id, retry_seconds=config.write_retry_s)
+        self._storing_turn: asyncio.Task | None = None
         self._stt = providers.stt.open_stream(sample_rate=config.input_sample_rate)
         self._stt_task: asyncio.Task | None = None
         self._end_task: asyncio.Task | None = None
@@ -115,6 +125,8 @@ class SessionRuntime:
     # --- what the consumer calls -------------------------------------------------------
 
     async def start(self, *, resumed: bool) -> None:
+        if self._stopped:
+            return
         self._stt_task = asyncio.create_task(self._listen(), name=f"stt-{self.snapshot.session_id}")
         await self._send_state()
         if self._paused:
@@ -161,7 +173,7 @@ class SessionRuntime:
         await self._silence()
         self._stt.reset()
         self._drain_audio()
-        self._recorder.submit(services.session_set_status, status=SessionStatus.PAUSED)
+        self._recorder.submit(services.session_set_status, coalesce=True, status=SessionStatus.PAUSED)
         await self._send_state()
 
     async def resume(self) -> None:
@@ -171,7 +183,7 @@ class SessionRuntime:
             await self._send_state()
             return
         self._paused = False
-        self._recorder.submit(services.session_set_status, status=SessionStatus.LIVE)
+        self._recorder.submit(services.session_set_status, coalesce=True, status=SessionStatus.LIVE)
         await self._send_state()
         self._respond("resume" if self._question_index < len(self.snapshot.questions) else "closing")
 
@@ -201,7 +213,7 @@ class SessionRuntime:
         self._stopped = True
         if self._response is not None:
             self._cancel_response(self._response)
-        for task in (self._stt_task, self._live_task):
+        for task in (self._stt_task, self._live_task, self._storing_turn):
             if task is not None:
                 task.cancel()
         if not self._ending and not taken_over:
@@ -232,18 +244,21 @@ class SessionRuntime:
     async def _on_transcript(self, event: TranscriptEvent) -> None:
         if self._paused or self._ending:
             return
+        text = p.clean_text(event.text).strip()  # providers' text is stored and logged like a client's
         if not event.is_final:
-            if event.text != self._last_interim:
-                self._last_interim = event.text
-                await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=event.text)
-                self._publish_interim(event.text)
+            if text != self._last_interim:
+                self._last_interim = text
+                await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=text)
+                self._publish_interim(text)
             return
         self._last_interim = ""
-        if self._response is not None and len(event.text.split()) < self._config.min_interruption_words:
-            log.info("session %s: ignored a %d-word utterance over the interviewer (likely echo or noise)",
-                     self.snapshot.session_id, len(event.text.split()))
+        if not text:
             return
-        await self._candidate_turn(event.text, source="speech", ended_at=time.monotonic())
+        if self._response is not None and len(text.split()) < self._config.min_interruption_words:
+            log.info("session %s: ignored a %d-word utterance over the interviewer (likely echo or noise)",
+                     self.snapshot.session_id, len(text.split()))
+            return
+        await self._candidate_turn(text, source="speech", ended_at=time.monotonic())
 
     def _publish_interim(self, text: str) -> None:
         """Live words for watchers, without making the listener wait.
@@ -276,6 +291,9 @@ class SessionRuntime:
             if self._paused:
                 await self._send(p.SERVER_ERROR, code="session_paused", error="The interview is paused: resume it to answer.")
             return
+        if self._storing_turn is not None:  # only while the database is slow or away
+            await self._send(p.SERVER_ERROR, code="answer_pending", error=ANSWER_PENDING, transcript=text)
+            return
         cut_off = self._response
         if cut_off is not None:  # the candidate spoke over the interviewer
             await self.interrupt()
@@ -288,30 +306,52 @@ class SessionRuntime:
         )
         if still_answering:
             answered = min(cut_off.question_index - 1, last)
+        advance_to = None if still_answering else min(answered + 1, len(self.snapshot.questions))
         turn_id = f"t-{time.time_ns():x}"
+        # The answer and the progress it makes are stored together; the candidate hears
+        # it was taken (server-final-transcript) only once it is.
+        stored = self._recorder.submit(
+            services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
+            source=source, public_id=turn_id, advance_to=advance_to,
+        )
+        self._storing_turn = asyncio.create_task(self._after_stored(
+            stored, text=text, turn_id=turn_id, source=source, answered=answered, advance_to=advance_to,
+            cut_off=cut_off if still_answering else None, ended_at=ended_at,
+        ))
+
+    async def _after_stored(self, stored: asyncio.Future, *, text: str, turn_id: str, source: str, answered: int,
+                            advance_to: int | None, cut_off: Response | None, ended_at: float) -> None:
+        try:
+            await stored
+        except Exception:
+            log.warning("session %s: candidate turn %s not stored; asking for it again",
+                        self.snapshot.session_id, turn_id)
+            await self._send(p.SERVER_ERROR, code="answer_not_stored", error=ANSWER_NOT_STORED, transcript=text)
+            return
+        finally:
+            self._storing_turn = None
         await self._send(p.SERVER_FINAL_TRANSCRIPT, transcript=text, turnId=turn_id, source=source)
         self._conversation.append(ConversationLine(Speaker.CANDIDATE, text))
-        self._recorder.submit(
-            services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
-            source=source, public_id=turn_id,
-        )
         log.info("session %s: candidate turn %s (%s, %d chars) for question %d",
                  self.snapshot.session_id, turn_id, source, len(text), answered + 1)
-        if still_answering:
+        if cut_off is not None:  # still answering the previous question
             if cut_off.kind == "closing" and cut_off.mostly_heard():
                 self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))  # a last word after goodbye
-            else:
+            elif not self._paused:
                 self._respond(cut_off.kind, turn_ended_at=ended_at)
             return
-        self._question_index = min(answered + 1, len(self.snapshot.questions))
-        self._recorder.submit(services.session_advance, question_index=self._question_index)
+        self._question_index = advance_to
         await self._send_state()
+        if self._paused:
+            return  # resuming asks the next question
         more = self._question_index < len(self.snapshot.questions)
         self._respond("next_question" if more else "closing", turn_ended_at=ended_at)
 
     # --- speaking ----------------------------------------------------------------------
 
     def _respond(self, kind: str, *, turn_ended_at: float | None = None) -> None:
+        if self._stopped or self._ending:
+            return
         response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at)
         self._response = response
         self._last_response_id = response.id
@@ -439,6 +479,8 @@ class SessionRuntime:
         if self._response is response:
             self._response = None
         text = response.heard_text() if interrupted else response.planned_text
+        if not text:
+            return  # cut off before a word was heard: nothing was said
         self._conversation.append(ConversationLine(Speaker.INTERVIEWER, text))
         self._recorder.submit(
             services.turn_record, speaker=Speaker.INTERVIEWER, text=text, planned_text=response.planned_text,

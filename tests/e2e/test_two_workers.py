@@ -69,7 +69,7 @@ async def test_session_moves_to_another_worker_and_recruiter_sees_it(workers):
             assert (await receive_until(first, "server-auth-success"))["resumed"] is False
             await receive_until(first, "server-ai-speech-chunk")
 
-            async with connect(b.ws_url, origin=b.base_url) as second:
+            async with connect(b.ws_url, origin=a.base_url) as second:  # the page is served at one public URL
                 await second.send(auth_message(info))
                 resumed = await receive_until(second, "server-auth-success")
                 assert resumed["resumed"] is True

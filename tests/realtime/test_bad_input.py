@@ -56,7 +56,7 @@ async def test_bad_json_before_auth_is_an_error_not_a_close(live_session):
     await client.close()
 
 
-async def test_oversize_message_closes_with_1009_and_spares_other_sessions(live_session, session_factory):
+async def test_oversize_message_closes_with_4013_and_spares_other_sessions(live_session, session_factory):
     from channels.db import database_sync_to_async
 
     other = await database_sync_to_async(session_factory)()
@@ -65,7 +65,7 @@ async def test_oversize_message_closes_with_1009_and_spares_other_sessions(live_
     await client.send_audio(b"\x00\x01" * 40_000)  # 80 kB of audio, more than a message may hold
     error = await client.expect("server-error")
     assert error["code"] == "message_too_big"
-    assert await client.expect_close() == 1009
+    assert await client.expect_close() == 4013
     await bystander.send("client-interrupt")
     await bystander.expect("server-ai-interrupted")
     await bystander.close()

@@ -127,6 +127,7 @@ async def test_interrupt_flushes_and_no_chunk_of_that_response_follows(live_sess
     await client.auth(live_session)
     first = await client.expect("server-ai-speech-chunk", timeout=20)
     response_id = first["responseId"]
+    await client.read_for(0.8)  # let a few words be heard
     await client.send("client-interrupt")
     interrupted = await client.expect("server-ai-interrupted")
     assert interrupted["responseId"] == response_id
@@ -175,10 +176,11 @@ async def test_end_by_candidate_completes_the_session(live_session):
     await client.auth(live_session)
     await client.expect("server-ai-speech-chunk", timeout=20)
     await client.send("client-end", reason="I have to leave.")
-    assert (await client.expect("server-session-ended")) == {"reason": "I have to leave."}
+    reason = "The candidate ended the interview: I have to leave."  # marked as the candidate's words
+    assert (await client.expect("server-session-ended")) == {"reason": reason}
     assert await client.expect_close() == 1000
     session = await session_row(live_session.session_id)
-    assert session.status == SessionStatus.COMPLETED and session.end_reason == "I have to leave."
+    assert session.status == SessionStatus.COMPLETED and session.end_reason == reason
 
 
 async def test_reconnect_resumes_at_the_current_question_with_the_conversation(live_session):
@@ -187,6 +189,7 @@ async def test_reconnect_resumes_at_the_current_question_with_the_conversation(l
     await client.expect("server-ai-speech-end", timeout=30)
     await client.send("client-text-message", text="I am a backend engineer.")
     await client.expect("server-ai-speech-chunk", timeout=20)
+    await client.read_for(0.8)  # the next question is partly heard, then the candidate leaves
     await client.close()
     await wait_for_turns(live_session.session_id, 3)
 
@@ -207,6 +210,7 @@ async def test_second_connection_takes_over_and_the_first_is_told(live_session):
     first = await Client.open()
     await first.auth(live_session)
     await first.expect("server-ai-speech-chunk", timeout=20)
+    await first.read_for(0.8)
     second = await Client.open()
     resumed = await second.auth(live_session)
     # The first connection's words were written before the second loaded the conversation.

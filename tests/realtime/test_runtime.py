@@ -63,7 +63,7 @@ async def test_a_one_word_utterance_over_the_interviewer_is_not_a_barge_in(live_
     second = await _next_response(runtime, out, "my answer is this")
     await runtime._on_transcript(TranscriptEvent(text="sorry could you repeat that", is_final=True))
     await out.wait("server-ai-interrupted", responseId=second)
-    assert out.of("server-final-transcript")[-1]["transcript"] == "sorry could you repeat that"
+    await out.wait("server-final-transcript", transcript="sorry could you repeat that")
     await runtime.stop()
 
 

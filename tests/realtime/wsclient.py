@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from interview_site.asgi import application
 
-ORIGIN = (b"origin", b"http://localhost")
+ORIGIN = (b"origin", b"http://localhost:8000")
 
 
 class Client:
@@ -86,6 +86,15 @@ class Client:
                 await self.next(seconds)
         except (asyncio.TimeoutError, ConnectionClosed):
             pass
+
+    async def read_for(self, seconds: float) -> None:
+        """Read whatever arrives during `seconds` (e.g. while some speech is heard)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                await self.next(remaining)
+            except asyncio.TimeoutError:
+                return
 
     async def close(self) -> None:
         await self.ws.disconnect()

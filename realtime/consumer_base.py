@@ -1,0 +1,120 @@
+"""What every realtime consumer shares: one clean-up path, whatever ends the connection.
+
+Channels' own `__call__` lets any exception escape to daphne, which then closes the
+socket with 1011 and never calls `disconnect()`: the session's runtime, its tasks and
+the user's connection slot would be orphaned. Here every way out (the client leaving,
+a handler raising, the channel layer failing, the worker shutting down) ends in
+`cleanup()`, which subclasses make idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
+
+from .layer import LAYER_ERRORS
+from .outbound import OutboundGauge
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_CLOSE = 4500
+CLEANUP_SECONDS = 8.0
+CHANNEL_RETRY_MAX_SECONDS = 2.0
+
+
+class RealtimeConsumer:
+    """Mixin for AsyncWebsocketConsumer subclasses (put it first in the bases)."""
+
+    cleaned_up = False
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.base_send = send
+        self.outbound = OutboundGauge.for_send(send)
+        # daphne's `receive` is the get() of the connection's (unbounded) input queue.
+        queue = getattr(receive, "__self__", None)
+        self._inbound_queue = queue if isinstance(queue, asyncio.Queue) else None
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(self._channel_receive)
+        try:
+            await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
+        except asyncio.CancelledError:
+            # The worker is shutting down (or daphne gave up on us): still flush and free.
+            await self._cleanup_shielded()
+            raise
+        except Exception:
+            log.exception("%s: unexpected error; closing the connection", type(self).__name__)
+            await self._close_quietly(INTERNAL_ERROR_CLOSE)
+        await self._cleanup_shielded()
+
+    async def dispatch(self, message):
+        """Call the handler straight away.
+
+        Since Channels 4.2 every message first runs Django's close_old_connections() on
+        the process's one sync thread: a thread hop per audio chunk, queued behind every
+        session's database writes (docs/performance.md measured turns of 52-158 ms at 50
+        sessions because of it). These consumers never use the ORM on the event loop;
+        database_sync_to_async closes stale connections around each of their writes.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    def inbound_backlog(self) -> int:
+        """Frames daphne has read from the client that this consumer has not handled yet."""
+        return self._inbound_queue.qsize() if self._inbound_queue is not None else 0
+
+    async def cleanup(self) -> None:
+        """Free what the connection holds. Called once, whatever ended it."""
+
+    async def _cleanup_shielded(self) -> None:
+        if self.cleaned_up:
+            return
+        self.cleaned_up = True
+        task = asyncio.ensure_future(self.cleanup())
+        try:
+            # Shielded: a second cancellation (shutdown) must not cut a flush in half.
+            async with asyncio.timeout(CLEANUP_SECONDS):
+                await asyncio.shield(task)
+        except TimeoutError:
+            log.error("%s: clean-up did not finish in %.0fs", type(self).__name__, CLEANUP_SECONDS)
+        except asyncio.CancelledError:
+            await asyncio.wait([task], timeout=CLEANUP_SECONDS)
+        except Exception:
+            log.exception("%s: clean-up failed", type(self).__name__)
+
+    async def _close_quietly(self, code: int) -> None:
+        try:
+            await self.base_send({"type": "websocket.close", "code": code})
+        except Exception:  # the socket may be gone already
+            pass
+
+    async def _channel_receive(self):
+        """The channel layer's next message; an outage (Redis restarting) is waited out.
+
+        Redis is not on the audio path: a session must keep talking to its candidate
+        while the layer is away, and pick up takeovers and live events once it is back.
+        """
+        delay = 0.1
+        while True:
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except LAYER_ERRORS as error:
+                if delay == 0.1:
+                    log.warning("%s: channel layer unavailable (%s); retrying",
+                                type(self).__name__, type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CHANNEL_RETRY_MAX_SECONDS)
