@@ -54,7 +54,10 @@ def _staff_cookie() -> str:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
 
+    from django.contrib.auth.models import Permission
+
     user = get_user_model().objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", password=None, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_interviewsession"))  # what the live view checks
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
     store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

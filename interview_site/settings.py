@@ -204,13 +204,22 @@ REALTIME = {
     "CONTROL_MESSAGES_PER_SECOND": env_float("REALTIME_CONTROL_MESSAGES_PER_SECOND", 5),
     "CONTROL_BURST": env_int("REALTIME_CONTROL_BURST", 10),
     # Frames read from the socket but not yet handled; more means the client outruns us.
-    "INBOUND_BACKLOG_MESSAGES": env_int("REALTIME_INBOUND_BACKLOG_MESSAGES", 500),
+    "INBOUND_BACKLOG_MESSAGES": env_int("REALTIME_INBOUND_BACKLOG_MESSAGES", 64),
     # How long a write may be retried while the database is unreachable; a candidate's
     # answer is acknowledged only once it is stored, or refused after this.
     "WRITE_RETRY_SECONDS": env_float("REALTIME_WRITE_RETRY_SECONDS", 10.0),
+    # A client that stops reading: above this many unsent bytes nothing more is produced
+    # for it, and it is closed (4015) if it has not caught up within SLOW_READER_SECONDS.
+    "OUTBOUND_HIGH_WATER_BYTES": env_int("REALTIME_OUTBOUND_HIGH_WATER_BYTES", 512 * 1024),
+    "SLOW_READER_SECONDS": env_float("REALTIME_SLOW_READER_SECONDS", 10.0),
+    # What the kernel may queue per client socket (about 30 s of speech); fixed, not autotuned.
+    "SOCKET_SEND_BUFFER_BYTES": env_int("REALTIME_SOCKET_SEND_BUFFER_BYTES", 256 * 1024),
     # Provider set: "local" (pocketsphinx, scripted interviewer, eSpeak NG) or "synthetic" (bench).
     "PROVIDERS": os.environ.get("REALTIME_PROVIDERS", "local"),
 }
+
+# Operators' JSON view of a worker (/api/ops/stats); off unless a token is set.
+REALTIME_OPS_TOKEN = os.environ.get("REALTIME_OPS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 
-from .layer import LAYER_ERRORS
+from . import stats
+from .dispatch import DirectDispatchMixin
+from .layer import LAYER_ERRORS, memberships
 from .outbound import OutboundGauge
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ CLEANUP_SECONDS = 8.0
 CHANNEL_RETRY_MAX_SECONDS = 2.0
 
 
-class RealtimeConsumer:
+class RealtimeConsumer(DirectDispatchMixin):
     """Mixin for AsyncWebsocketConsumer subclasses (put it first in the bases)."""
 
     cleaned_up = False
@@ -35,6 +36,7 @@ class RealtimeConsumer:
     async def __call__(self, scope, receive, send):
         self.scope = scope
         self.base_send = send
+        stats.consumers.add(self)
         self.outbound = OutboundGauge.for_send(send)
         # daphne's `receive` is the get() of the connection's (unbounded) input queue.
         queue = getattr(receive, "__self__", None)
@@ -56,20 +58,6 @@ class RealtimeConsumer:
             log.exception("%s: unexpected error; closing the connection", type(self).__name__)
             await self._close_quietly(INTERNAL_ERROR_CLOSE)
         await self._cleanup_shielded()
-
-    async def dispatch(self, message):
-        """Call the handler straight away.
-
-        Since Channels 4.2 every message first runs Django's close_old_connections() on
-        the process's one sync thread: a thread hop per audio chunk, queued behind every
-        session's database writes (docs/performance.md measured turns of 52-158 ms at 50
-        sessions because of it). These consumers never use the ORM on the event loop;
-        database_sync_to_async closes stale connections around each of their writes.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     def inbound_backlog(self) -> int:
         """Frames daphne has read from the client that this consumer has not handled yet."""
@@ -113,6 +101,7 @@ class RealtimeConsumer:
             except asyncio.CancelledError:
                 raise
             except LAYER_ERRORS as error:
+                memberships.layer_failed(self.channel_layer)
                 if delay == 0.1:
                     log.warning("%s: channel layer unavailable (%s); retrying",
                                 type(self).__name__, type(error).__name__)

@@ -25,7 +25,7 @@ from .auth import AuthError, Identity, get_token_verifier
 from .consumer_base import RealtimeConsumer
 from .groups import live_group, owner_group
 from .inbound import InboundLimits
-from .layer import LAYER_ERRORS, with_one_retry
+from .layer import LAYER_ERRORS, memberships, with_one_retry
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
 from .sessions import session_is_live, session_take
@@ -34,11 +34,6 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
 TAKEOVER_WAIT_SECONDS = 1.5
-# A client that stops reading: stop producing for it above the high-water mark, close
-# it when it has not come back under the low-water mark within SLOW_READER_SECONDS.
-OUTBOUND_HIGH_WATER_BYTES = 512 * 1024
-OUTBOUND_LOW_WATER_BYTES = 128 * 1024
-SLOW_READER_SECONDS = 10.0
 _connections_per_user: Counter[str] = Counter()
 
 _ACCESS_CLOSE_CODES = {
@@ -65,6 +60,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         self.message_loop = asyncio.current_task()
         self.auth_task: asyncio.Task | None = None
         self.expiry_timer: asyncio.Task | None = None
+        self.outbound.limit_kernel_buffer(self.limits["SOCKET_SEND_BUFFER_BYTES"])
         await self.accept()
         self.auth_timer = asyncio.create_task(self._expire_unauthenticated())
         log.info("connection opened from %s", _client_address(self.scope))
@@ -78,18 +74,19 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         self.auth_timer.cancel()
         if self.expiry_timer is not None:
             self.expiry_timer.cancel()
+        self._release_user_slot()  # the socket is gone: it no longer counts, even while we flush
         try:
             if self.auth_task is not None and not self.auth_task.done():
                 # Let it settle: it may have marked the session live, which the runtime's stop undoes.
                 await asyncio.wait([self.auth_task], timeout=TAKEOVER_WAIT_SECONDS + 3)
                 self.auth_task.cancel()
+                self._release_user_slot()  # it may have taken one meanwhile
             if self.runtime is not None:
                 await self.runtime.stop(taken_over=self.superseded)
         finally:
-            self._release_user_slot()
             if self.session_id is not None:
                 try:
-                    await self.channel_layer.group_discard(owner_group(self.session_id), self.channel_name)
+                    await memberships.discard(self.channel_layer, owner_group(self.session_id), self.channel_name)
                 except Exception:  # the layer being down must not keep anything alive
                     log.warning("session %s: could not leave the owner group", self.session_id)
 
@@ -123,7 +120,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     # --- authentication ----------------------------------------------------------------
 
     async def _before_auth(self, message: p.ClientMessage) -> None:
-        if message.type == p.CLIENT_PING and self.auth_task is None:
+        if message.type == p.CLIENT_PING and self.inbound.messages_before_auth == 1:  # one, first
             await self._on_ping(message)
             return
         if message.type != p.CLIENT_AUTH or self.auth_task is not None:
@@ -171,7 +168,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         # Join the owner group before anything else, so a connection that claims the
         # session after us (on any worker) always reaches us.
         session_id = self.session_id = str(uuid.UUID(session_id))  # one spelling, one group
-        await with_one_retry(self.channel_layer.group_add, owner_group(session_id), self.channel_name)
+        await memberships.add(self.channel_layer, owner_group(session_id), self.channel_name)
         await self._take_over(session_id, wait=live)
         try:
             snapshot, history, resumed = await database_sync_to_async(session_take)(
@@ -384,26 +381,30 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     async def _send_text(self, text: str) -> None:
         if self.closed:
             return
-        if self.outbound.unsent_bytes() > OUTBOUND_HIGH_WATER_BYTES and not await self._reader_caught_up():
+        if self.outbound.unsent_bytes() > self.limits["OUTBOUND_HIGH_WATER_BYTES"] and not await self._reader_caught_up():
             return
         self.stalled_since = None
-        await self.send(text_data=text)
+        try:
+            await self.send(text_data=text)
+        except Exception:  # the client went away under us (autobahn's Disconnected): nothing to tell it
+            self.closed = True
 
     async def _reader_caught_up(self) -> bool:
         """The client is not reading. Producers (the interviewer's speech) wait for it;
         replies from the message loop are dropped, so the loop goes on refusing floods.
-        Either way the connection is closed once it has been stuck for SLOW_READER_SECONDS."""
+        Either way the connection is closed once it has been stuck for SLOW_READER_SECONDS
+        (it has caught up when a quarter of the high-water mark is left unsent)."""
         now = time.monotonic()
         if self.stalled_since is None:
             self.stalled_since = now
         may_wait = asyncio.current_task() is not self.message_loop
         while not self.closed:
-            if time.monotonic() - self.stalled_since > SLOW_READER_SECONDS:
+            if time.monotonic() - self.stalled_since > self.limits["SLOW_READER_SECONDS"]:
                 log.warning("session %s: client stopped reading (%d bytes unsent); closing",
                             self.session_id or "-", self.outbound.unsent_bytes())
                 await self._close(p.CloseCode.SLOW_READER)
                 return False
-            if self.outbound.unsent_bytes() <= OUTBOUND_LOW_WATER_BYTES:
+            if self.outbound.unsent_bytes() <= self.limits["OUTBOUND_HIGH_WATER_BYTES"] // 4:
                 return True
             if not may_wait:
                 return False
@@ -416,7 +417,14 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self.closed:
             self.closed = True
-            await self.close(code=int(code))
+            try:
+                await self.close(code=int(code))
+            except Exception:  # already gone
+                pass
+
+
+def user_slots_in_use() -> int:
+    return sum(_connections_per_user.values())
 
 
 def _client_address(scope) -> str:

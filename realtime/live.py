@@ -16,7 +16,7 @@ from interviews.selectors import session_exists
 
 from .consumer_base import RealtimeConsumer
 from .groups import live_group
-from .layer import LAYER_ERRORS, with_one_retry
+from .layer import LAYER_ERRORS, memberships
 
 VIEW_PERMISSION = "interviews.view_interviewsession"
 
@@ -42,7 +42,7 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
             await self.close(code=4004)
             return
         try:
-            await with_one_retry(self.channel_layer.group_add, live_group(session_id), self.channel_name)
+            await memberships.add(self.channel_layer, live_group(session_id), self.channel_name)
         except LAYER_ERRORS:
             await self.close(code=4503)
             return
@@ -52,7 +52,7 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
     async def cleanup(self):
         if self.session_id is not None:
             try:
-                await self.channel_layer.group_discard(live_group(self.session_id), self.channel_name)
+                await memberships.discard(self.channel_layer, live_group(self.session_id), self.channel_name)
             except LAYER_ERRORS:
                 pass  # the group entry expires on its own
 
@@ -60,7 +60,10 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
         pass  # watchers only listen
 
     async def session_event(self, message):
-        await self.send_json({"sessionId": self.session_id, **message["event"]})
+        try:
+            await self.send_json({"sessionId": self.session_id, **message["event"]})
+        except Exception:  # the watcher left under us; its disconnect cleans up
+            pass
 
 
 def _may_watch(user, session_id: str) -> tuple[bool, bool]:

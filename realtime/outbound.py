@@ -2,13 +2,15 @@
 
 daphne hands every send to Twisted, whose transport buffers without limit when the
 client stops reading. The ASGI `send` that daphne passes is `partial(handle_reply,
-protocol)`, so the transport is reachable; anything else (Channels' test
-communicator) reads as an empty buffer.
+protocol)`, so the transport is reachable, under whatever middleware wrapped it
+(Channels' session middleware keeps the inner one as `real_send`); anything else
+(Channels' test communicator) reads as an empty buffer.
 """
 
 from __future__ import annotations
 
 import functools
+import socket
 
 
 class OutboundGauge:
@@ -17,8 +19,14 @@ class OutboundGauge:
 
     @classmethod
     def for_send(cls, send) -> "OutboundGauge":
-        protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
-        return cls(getattr(protocol, "transport", None))
+        for _ in range(8):  # a few layers of middleware at most
+            if isinstance(send, functools.partial):
+                protocol = send.args[0] if send.args else None
+                return cls(getattr(protocol, "transport", None))
+            send = getattr(getattr(send, "__self__", None), "real_send", None)
+            if send is None:
+                break
+        return cls()
 
     def unsent_bytes(self) -> int:
         transport = self._transport
@@ -28,3 +36,11 @@ class OutboundGauge:
             return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
         except AttributeError:  # not a Twisted file-descriptor transport
             return 0
+
+    def limit_kernel_buffer(self, size: int) -> None:
+        """Cap what the kernel queues for this client (Linux would grow it to megabytes), so
+        a client that stops reading is seen by `unsent_bytes` soon, and costs little."""
+        try:
+            self._transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except (AttributeError, OSError):
+            pass

@@ -18,6 +18,7 @@ from interviews import services
 from interviews.models import SessionStatus, Speaker
 
 from . import protocol as p
+from . import stats
 from .chunker import SentenceChunker
 from .pacing import SpeechPacer
 from .providers.base import ConversationLine, InterviewerRequest, Providers, TranscriptEvent
@@ -110,6 +111,7 @@ class SessionRuntime:
         self._paused = snapshot.status == SessionStatus.PAUSED
         self._ending = False
         self._stopped = False
+        stats.runtimes.add(self)
         self._response: Response | None = None
         self._last_response_id: str | None = None
         self._last_interim = ""
@@ -121,6 +123,10 @@ class SessionRuntime:
         self._end_task: asyncio.Task | None = None
         self._live_sent_at = float("-inf")
         self._live_task: asyncio.Task | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     # --- what the consumer calls -------------------------------------------------------
 

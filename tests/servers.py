@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+OPS_TOKEN = "test-ops-token"
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ class DaphneServer:
         self.port = port or free_port()
         self.var_dir = var_dir or tempfile.mkdtemp(prefix="daphne-")
         self.env = {**os.environ, "VAR_DIR": self.var_dir, "DEMO_BASE_URL": self.base_url,
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "PYTHONUNBUFFERED": "1", "REALTIME_OPS_TOKEN": OPS_TOKEN, **(env or {})}
         self.log_path = log_path or os.path.join(self.var_dir, f"daphne-{self.port}.log")
         self.process: subprocess.Popen | None = None
 
@@ -86,11 +87,26 @@ class DaphneServer:
         self.stop()
         self.start()
 
-    def demo_session(self, user: str | None = None) -> dict:
+    def demo_session(self, user: str | None = None, ttl: int | None = None) -> dict:
         args = ["demo_session", "--base-url", self.base_url]
         if user:
             args += ["--user", user]
+        if ttl:
+            args += ["--ttl", str(ttl)]
         return json.loads(self.manage(*args).strip().splitlines()[-1])
+
+    def stats(self) -> dict:
+        """What the worker holds right now (connections, runtimes, user slots, tasks, memory)."""
+        import httpx
+
+        response = httpx.get(f"{self.base_url}/api/ops/stats", headers={"Authorization": f"Bearer {OPS_TOKEN}"},
+                             timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def shell(self, code: str) -> str:
+        """Run Python in the server's environment (its database); returns the last printed line."""
+        return self.manage("shell", "-c", code).strip().splitlines()[-1]
 
     def log(self) -> str:
         try:

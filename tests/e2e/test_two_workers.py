@@ -11,6 +11,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.e2e.helpers import auth_message, receive_until, staff_cookie
 from tests.servers import DaphneServer
 from tests.services import postgres_database, redis_url
 
@@ -32,30 +33,6 @@ def workers():
         finally:
             a.stop()
             b.stop()
-
-
-async def receive_until(ws, kind, timeout=20):
-    async with asyncio.timeout(timeout):
-        while True:
-            message = json.loads(await ws.recv())
-            if message["type"] == kind:
-                return message["payload"]
-
-
-def auth_message(info):
-    return json.dumps({"type": "client-auth", "payload": {"token": info["token"], "sessionId": info["sessionId"]}})
-
-
-def staff_cookie(server) -> str:
-    code = (
-        "from django.contrib.auth import get_user_model; from django.contrib.sessions.backends.db import SessionStore; "
-        "User = get_user_model(); "
-        "u, _ = User.objects.get_or_create(username='recruiter', defaults={'is_staff': True}); "
-        "s = SessionStore(); s['_auth_user_id'] = str(u.pk); "
-        "s['_auth_user_backend'] = 'django.contrib.auth.backends.ModelBackend'; "
-        "s['_auth_user_hash'] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
-    )
-    return server.manage("shell", "-c", code).strip().splitlines()[-1]
 
 
 async def test_session_moves_to_another_worker_and_recruiter_sees_it(workers):

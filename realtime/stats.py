@@ -1,0 +1,30 @@
+"""What a worker holds right now, for operators and for the tests that prove nothing leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+consumers: "weakref.WeakSet" = weakref.WeakSet()
+runtimes: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def snapshot(*, user_slots: int) -> dict:
+    return {
+        "connections": sum(1 for c in consumers if not c.cleaned_up),
+        "runtimes": sum(1 for r in runtimes if not r.stopped),
+        "userSlots": user_slots,
+        "tasks": len(asyncio.all_tasks()),
+        "rssBytes": _rss_bytes(),
+    }
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
