@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from realtime import shutdown  # noqa: E402
 from realtime.publish import bind_event_loop  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -27,6 +28,9 @@ router = ProtocolTypeRouter(
 
 
 async def application(scope, receive, send):
-    # Live events are published from database threads onto the server's own loop.
-    bind_event_loop(asyncio.get_running_loop())
+    # Live events are published from database threads onto the server's own loop, and
+    # SIGTERM is handled there too.
+    loop = asyncio.get_running_loop()
+    bind_event_loop(loop)
+    shutdown.install(loop)
     return await router(scope, receive, send)

@@ -19,11 +19,11 @@ from channels.utils import await_many_dispatch
 from . import stats
 from .dispatch import DirectDispatchMixin
 from .layer import LAYER_ERRORS, memberships
+from .protocol import CloseCode
 from .outbound import OutboundGauge
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR_CLOSE = 4500
 CLEANUP_SECONDS = 8.0
 CHANNEL_RETRY_MAX_SECONDS = 2.0
 
@@ -56,7 +56,7 @@ class RealtimeConsumer(DirectDispatchMixin):
             raise
         except Exception:
             log.exception("%s: unexpected error; closing the connection", type(self).__name__)
-            await self._close_quietly(INTERNAL_ERROR_CLOSE)
+            await self._close_quietly(CloseCode.INTERNAL_ERROR)
         await self._cleanup_shielded()
 
     def inbound_backlog(self) -> int:
@@ -65,6 +65,11 @@ class RealtimeConsumer(DirectDispatchMixin):
 
     async def cleanup(self) -> None:
         """Free what the connection holds. Called once, whatever ended it."""
+
+    async def shut_down(self) -> None:
+        """The worker is stopping: ask the client to reconnect elsewhere, and flush."""
+        await self._close_quietly(CloseCode.SERVER_RESTARTING)
+        await self._cleanup_shielded()
 
     async def _cleanup_shielded(self) -> None:
         if self.cleaned_up:
@@ -96,9 +101,14 @@ class RealtimeConsumer(DirectDispatchMixin):
         """
         delay = 0.1
         while True:
+            receiving = asyncio.ensure_future(self.channel_layer.receive(self.channel_name))
             try:
-                return await self.channel_layer.receive(self.channel_name)
+                return await asyncio.shield(receiving)
             except asyncio.CancelledError:
+                # A receive that is reconnecting to Redis can take long to obey a cancel;
+                # the connection's clean-up must not wait for it.
+                receiving.cancel()
+                receiving.add_done_callback(_retrieve)
                 raise
             except LAYER_ERRORS as error:
                 memberships.layer_failed(self.channel_layer)
@@ -107,3 +117,8 @@ class RealtimeConsumer(DirectDispatchMixin):
                                 type(self).__name__, type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, CHANNEL_RETRY_MAX_SECONDS)
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # nobody waits for it any more; do not warn about it

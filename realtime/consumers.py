@@ -90,6 +90,10 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                 except Exception:  # the layer being down must not keep anything alive
                     log.warning("session %s: could not leave the owner group", self.session_id)
 
+    async def shut_down(self) -> None:
+        await self._close(p.CloseCode.SERVER_RESTARTING)  # nothing more is sent once this is
+        await self._cleanup_shielded()
+
     async def receive(self, text_data=None, bytes_data=None):
         if self.closed:  # queued behind our own close: nobody is listening any more
             return

@@ -64,6 +64,7 @@ class CloseCode(enum.IntEnum):
     SESSION_NOT_FOUND = 4004
     SESSION_FINISHED = 4005  # nothing left to resume
     AUTH_TIMEOUT = 4008  # no client-auth in time
+    SERVER_RESTARTING = 4012  # this worker is stopping: reconnect now, another one resumes the session
     MESSAGE_TOO_BIG = 4013  # a frame above the size limit
     SLOW_READER = 4015  # the client stopped reading: too much unsent for too long
     RATE_LIMITED = 4029  # too many messages, or audio far above real time
