@@ -21,6 +21,7 @@ from django.db import DatabaseError
 from interviews.selectors import SessionAccessError
 
 from . import protocol as p
+from . import shutdown
 from .auth import AuthError, Identity, get_token_verifier
 from .consumer_base import RealtimeConsumer
 from .groups import live_group, owner_group
@@ -45,21 +46,26 @@ _UNAVAILABLE = ("server_unavailable", "The interview service is busy right now; 
 
 
 class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
+    # What cleanup() may find, however early the connection ended.
     runtime: SessionRuntime | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    superseded = False
+    closed = False
+    auth_timer: asyncio.Task | None = None
+    auth_task: asyncio.Task | None = None
+    expiry_timer: asyncio.Task | None = None
 
     async def connect(self):
+        if shutdown.draining:  # this worker is stopping: refused at the handshake, the client retries
+            await self.close()
+            return
         self.limits = settings.REALTIME
-        self.session_id: str | None = None
-        self.user_id: str | None = None
         self.identity: Identity | None = None
         self.connection_number: int | None = None
-        self.superseded = False
-        self.closed = False
         self.stalled_since: float | None = None
         self.inbound = InboundLimits(self.limits)
         self.message_loop = asyncio.current_task()
-        self.auth_task: asyncio.Task | None = None
-        self.expiry_timer: asyncio.Task | None = None
         self.outbound.limit_kernel_buffer(self.limits["SOCKET_SEND_BUFFER_BYTES"])
         await self.accept()
         self.auth_timer = asyncio.create_task(self._expire_unauthenticated())
@@ -71,9 +77,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     async def cleanup(self) -> None:
         self.closed = True
-        self.auth_timer.cancel()
-        if self.expiry_timer is not None:
-            self.expiry_timer.cancel()
+        for timer in (self.auth_timer, self.expiry_timer):
+            if timer is not None:
+                timer.cancel()
         self._release_user_slot()  # the socket is gone: it no longer counts, even while we flush
         try:
             if self.auth_task is not None and not self.auth_task.done():

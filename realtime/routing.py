@@ -1,12 +1,15 @@
+from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path
 
 from .consumers import InterviewConsumer
 from .live import LiveSessionConsumer
 from .not_found import NotFoundConsumer
 
+interview = InterviewConsumer.as_asgi()  # authenticated by its token, not by a Django session
+
 websocket_urlpatterns = [
-    path("api/interview-socket", InterviewConsumer.as_asgi()),
-    path("api/interview-socket/", InterviewConsumer.as_asgi()),
-    re_path(r"^api/live/(?P<session_id>[0-9a-fA-F-]{36})/?$", LiveSessionConsumer.as_asgi()),
+    path("api/interview-socket", interview),
+    path("api/interview-socket/", interview),
+    re_path(r"^api/live/(?P<session_id>[0-9a-fA-F-]{36})/?$", AuthMiddlewareStack(LiveSessionConsumer.as_asgi())),
     re_path(r"", NotFoundConsumer.as_asgi()),  # anything else: refused at the handshake, not a 500
 ]

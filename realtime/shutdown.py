@@ -19,6 +19,7 @@ from .consumer_base import CLEANUP_SECONDS
 log = logging.getLogger(__name__)
 
 _installed = False
+draining = False  # set on SIGTERM: new connections are turned away
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -34,6 +35,8 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def drain_and_stop() -> None:
+    global draining
+    draining = True
     consumers = [c for c in stats.consumers if not c.cleaned_up]
     log.info("SIGTERM: letting %d connections go before stopping", len(consumers))
     if consumers:

@@ -14,6 +14,9 @@ export const FINAL_CLOSE_CODES = new Set([
   4409, // another window took the session over
 ]);
 
+// The worker is restarting (a rolling deploy): another one resumes the session at once.
+export const RECONNECT_NOW_CLOSE_CODE = 4012;
+
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
@@ -138,7 +141,8 @@ export class InterviewConnection {
   }
 
   scheduleRetry(code, reason) {
-    const delay = backoffDelay(this.attempt);
+    // At once the first time only: a worker that keeps restarting still gets the backoff.
+    const delay = code === RECONNECT_NOW_CLOSE_CODE && this.attempt === 0 ? 0 : backoffDelay(this.attempt);
     this.attempt++;
     this.handlers.onStatus("reconnecting", { code, reason, delay, attempt: this.attempt });
     this.retryTimer = setTimeout(() => {
