@@ -50,3 +50,12 @@ def test_demo_session_prints_one_json_line_to_join_with(db, capsys):
     assert data["url"] == f"http://example.test:8000/interview/{data['sessionId']}/#token={data['token']}"
     session = InterviewSession.objects.get(pk=data["sessionId"])
     assert str(session.owner_id) == data["userId"] and session.question_count == 3
+
+
+def test_an_answer_and_the_progress_it_makes_are_stored_once_even_when_retried(session):
+    first = services.turn_record(session_id=session.pk, speaker=Speaker.CANDIDATE, text="My answer.",
+                                 question_index=0, public_id="t-1", advance_to=1)
+    again = services.turn_record(session_id=session.pk, speaker=Speaker.CANDIDATE, text="My answer.",
+                                 question_index=0, public_id="t-1", advance_to=1)  # the commit's ack was lost
+    assert again.pk == first.pk and session.turns.count() == 1
+    assert InterviewSession.objects.get(pk=session.pk).current_question == 1
