@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
 
 consumers: "weakref.WeakSet" = weakref.WeakSet()
@@ -15,6 +16,8 @@ def snapshot(*, user_slots: int) -> dict:
         "runtimes": sum(1 for r in runtimes if not r.stopped),
         "userSlots": user_slots,
         "tasks": len(asyncio.all_tasks()),
+        "taskKinds": dict(collections.Counter(_kind(task) for task in asyncio.all_tasks())),
+        "taskKinds": dict(collections.Counter(_kind(task) for task in asyncio.all_tasks())),
         "rssBytes": _rss_bytes(),
     }
 
@@ -28,3 +31,13 @@ def _rss_bytes() -> int:
     except OSError:
         pass
     return 0
+
+
+def _kind(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", type(coro).__name__)
+
+
+def _kind(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", type(coro).__name__)

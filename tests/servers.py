@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +114,20 @@ class DaphneServer:
             return Path(self.log_path).read_text(errors="replace")
         except OSError:
             return ""
+
+
+@contextmanager
+def two_workers(env: dict):
+    """Two workers sharing a database and a channel layer, as behind a load balancer:
+    one demo signing key, one public URL (worker A's)."""
+    a = DaphneServer(env=env)
+    b = DaphneServer(env=env, var_dir=a.var_dir)
+    b.env["DEMO_BASE_URL"] = a.base_url
+    a.migrate()
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()

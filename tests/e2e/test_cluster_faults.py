@@ -24,11 +24,12 @@ from tests.e2e.helpers import (
     message,
     receive_until,
     session_status,
+    settled_stats,
     staff_cookie,
     stored_turns,
 )
 from tests.faults import RedisServer, TcpProxy, wait_until
-from tests.servers import DaphneServer
+from tests.servers import DaphneServer, two_workers
 from tests.services import POSTGRES_PORT, postgres_database
 
 pytestmark = pytest.mark.slow
@@ -52,19 +53,22 @@ def cluster():
     with postgres_database() as url:
         proxy = TcpProxy(POSTGRES_PORT)
         env = {"DATABASE_URL": url.replace(f":{POSTGRES_PORT}/", f":{proxy.port}/"), "REDIS_URL": redis.url}
-        a = DaphneServer(env=env)
-        b = DaphneServer(env=env, var_dir=a.var_dir)  # one demo signing key for both workers
-        b.env["DEMO_BASE_URL"] = a.base_url
-        a.migrate()
         try:
-            a.start()
-            b.start()
-            yield Cluster(a, b, redis, proxy)
+            with two_workers(env) as (a, b):
+                yield Cluster(a, b, redis, proxy)
         finally:
-            a.stop()
-            b.stop()
             proxy.close()
             redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(cluster):
+    """After each fault, both workers hold no connection, runtime or user slot, and no
+    more tasks than before it."""
+    before = {server: server.stats() for server in (cluster.a, cluster.b)}
+    yield
+    for server, stats in before.items():
+        settled_stats(server, {**stats, "connections": 0, "runtimes": 0, "userSlots": 0})
 
 
 async def talk(ws, text: str, timeout: float = 20) -> dict:

@@ -216,9 +216,10 @@ async def test_two_simultaneous_joins_leave_exactly_one_owner(server, quiet):
         survivor = a if codes[0] is None else b
         await survivor.close()
     settled_stats(server, quiet)
-    welcomes = [t for t in stored_turns(server, info["sessionId"]) if t["speaker"] == "interviewer"]
-    # Only the owner spoke: no two greetings for one join (an unheard one is not stored).
-    assert len(welcomes) <= 4
+    spoken = [t for t in stored_turns(server, info["sessionId"]) if t["speaker"] == "interviewer"]
+    # One interviewer per join: the connection that lost may have said a word before it
+    # learnt (that much is stored, as heard), never a second greeting.
+    assert len([t for t in spoken if len(t["text"].split()) > 3]) == 4
 
 
 # --- 4. no acknowledged answer is lost ------------------------------------------------------

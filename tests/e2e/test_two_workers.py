@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e.helpers import auth_message, receive_until, staff_cookie
-from tests.servers import DaphneServer
+from tests.servers import two_workers
 from tests.services import postgres_database, redis_url
 
 pytestmark = pytest.mark.slow
@@ -21,18 +21,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def workers():
     with postgres_database() as database_url:
-        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url()}
-        a = DaphneServer(env=env)
-        b = DaphneServer(env=env, var_dir=a.var_dir)  # one demo signing key for both workers
-        b.env["DEMO_BASE_URL"] = a.base_url
-        a.migrate()
-        try:
-            a.start()
-            b.start()
+        with two_workers({"DATABASE_URL": database_url, "REDIS_URL": redis_url()}) as (a, b):
             yield a, b
-        finally:
-            a.stop()
-            b.stop()
 
 
 async def test_session_moves_to_another_worker_and_recruiter_sees_it(workers):
