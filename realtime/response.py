@@ -23,6 +23,8 @@ class Response:
     question_index: int
     # When the candidate's turn ended (monotonic), for the turn-to-first-audio figure.
     turn_ended_at: float | None = None
+    # Resolved once the answer this replies to is stored; nothing is sent before.
+    gate: asyncio.Future | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None

@@ -315,53 +315,74 @@ class SessionRuntime:
         advance_to = None if still_answering else min(answered + 1, len(self.snapshot.questions))
         turn_id = f"t-{time.time_ns():x}"
         # The answer and the progress it makes are stored together; the candidate hears
-        # it was taken (server-final-transcript) only once it is.
+        # it was taken (server-final-transcript) only once it is. The interviewer starts
+        # on its reply meanwhile, but nothing of the reply goes out before that.
         stored = self._recorder.submit(
             services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
             source=source, public_id=turn_id, advance_to=advance_to,
         )
+        line = ConversationLine(Speaker.CANDIDATE, text)
+        self._conversation.append(line)
+        previous_index = self._question_index
+        ends = still_answering and cut_off.kind == "closing" and cut_off.mostly_heard()  # a last word after goodbye
+        gate = asyncio.get_running_loop().create_future()
+        reply = None
+        if not ends:
+            if not still_answering:
+                self._question_index = advance_to
+            more = self._question_index < len(self.snapshot.questions)
+            kind = cut_off.kind if still_answering else ("next_question" if more else "closing")
+            reply = self._respond(kind, turn_ended_at=ended_at, gate=gate)
         self._storing_turn = asyncio.create_task(self._after_stored(
-            stored, text=text, turn_id=turn_id, source=source, answered=answered, advance_to=advance_to,
-            cut_off=cut_off if still_answering else None, ended_at=ended_at,
+            stored, gate=gate, reply=reply, line=line, previous_index=previous_index, ends=ends,
+            text=text, turn_id=turn_id, source=source, answered=answered, advanced=advance_to is not None,
         ))
 
-    async def _after_stored(self, stored: asyncio.Future, *, text: str, turn_id: str, source: str, answered: int,
-                            advance_to: int | None, cut_off: Response | None, ended_at: float) -> None:
+    async def _after_stored(self, stored: asyncio.Future, *, gate: asyncio.Future, reply: Response | None,
+                            line: ConversationLine, previous_index: int, ends: bool, text: str, turn_id: str,
+                            source: str, answered: int, advanced: bool) -> None:
         try:
             await stored
         except Exception:
             log.warning("session %s: candidate turn %s not stored; asking for it again",
                         self.snapshot.session_id, turn_id)
+            gate.cancel()
+            if reply is not None:
+                self._drop_unsent(reply)
+            self._question_index = previous_index
+            self._conversation = [known for known in self._conversation if known is not line]
             await self._send(p.SERVER_ERROR, code="answer_not_stored", error=ANSWER_NOT_STORED, transcript=text)
             return
         finally:
             self._storing_turn = None
         await self._send(p.SERVER_FINAL_TRANSCRIPT, transcript=text, turnId=turn_id, source=source)
-        self._conversation.append(ConversationLine(Speaker.CANDIDATE, text))
         log.info("session %s: candidate turn %s (%s, %d chars) for question %d",
                  self.snapshot.session_id, turn_id, source, len(text), answered + 1)
-        if cut_off is not None:  # still answering the previous question
-            if cut_off.kind == "closing" and cut_off.mostly_heard():
-                self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))  # a last word after goodbye
-            elif not self._paused:
-                self._respond(cut_off.kind, turn_ended_at=ended_at)
-            return
-        self._question_index = advance_to
-        await self._send_state()
-        if self._paused:
-            return  # resuming asks the next question
-        more = self._question_index < len(self.snapshot.questions)
-        self._respond("next_question" if more else "closing", turn_ended_at=ended_at)
+        if advanced:
+            await self._send_state()
+        gate.set_result(None)
+        if ends:
+            self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))
+
+    def _drop_unsent(self, response: Response) -> None:
+        """Forget a response nothing of which was sent (its answer was not stored)."""
+        response.cancelled = response.finished = True
+        if response.task is not None:
+            response.task.cancel()
+        if self._response is response:
+            self._response = None
 
     # --- speaking ----------------------------------------------------------------------
 
-    def _respond(self, kind: str, *, turn_ended_at: float | None = None) -> None:
+    def _respond(self, kind: str, *, turn_ended_at: float | None = None,
+                 gate: asyncio.Future | None = None) -> Response | None:
         if self._stopped or self._ending:
-            return
-        response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at)
+            return None
+        response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at, gate=gate)
         self._response = response
         self._last_response_id = response.id
         response.task = asyncio.create_task(self._speak_response(response), name=f"response-{response.id}")
+        return response
 
     async def _speak_response(self, response: Response) -> None:
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
@@ -463,7 +484,13 @@ class SessionRuntime:
         await self._send_for(response, p.SERVER_AI_SPEECH_CHUNK, data=p.encode_audio(chunk), seq=seq)
 
     async def _send_for(self, response: Response, kind: str, **payload) -> None:
-        """A message about a response; nothing of it goes out after it was interrupted."""
+        """A message about a response; nothing of it goes out after it was interrupted, nor
+        before the answer it replies to is stored (its gate)."""
+        gate = response.gate
+        if gate is not None and not gate.done():
+            await asyncio.wait([gate])
+        if gate is not None and gate.cancelled():
+            raise asyncio.CancelledError  # the answer was not stored: this reply never happened
         if not response.cancelled:
             await self._send(kind, responseId=response.id, **payload)
 

@@ -45,6 +45,8 @@ def test_a_burst_over_the_message_rate_or_a_backlog_is_refused():
     limits = InboundLimits(LIMITS)
     assert [limits.check_message("{}", authenticated=True) is None for _ in range(6)][-1] is False
     assert InboundLimits(LIMITS).check_message("{}", authenticated=True, backlog=65)[2] == p.CloseCode.RATE_LIMITED
+    behind = InboundLimits(LIMITS)  # a worker that is behind handles a burst the client never sent
+    assert all(behind.check_message("{}", authenticated=True, backlog=20) is None for _ in range(10))
 
 
 def test_audio_far_above_real_time_turns_from_dropped_to_abuse():
