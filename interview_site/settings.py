@@ -107,6 +107,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # An answer is acknowledged once committed: in WAL mode a commit survives a crash of the
     # process without an fsync each time (about 12 ms -> 1 ms a write on this machine).
     DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+    # Sessions write from several threads: take the write lock when a transaction begins,
+    # so a writer waits its turn (the timeout above) instead of failing with "locked".
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
