@@ -67,7 +67,7 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "daphne", "-e", f"tcp:port={self.port}:interface=127.0.0.1"]
+        command = [sys.executable, "-m", "realtime.serve", "-e", f"tcp:port={self.port}:interface=127.0.0.1"]
         fds: tuple[int, ...] = ()
         if self.shared is not None:
             command += ["--fd", str(self.shared.fileno())]

@@ -15,4 +15,4 @@ echo "Interview ready. Open this in a browser (it holds your access token; keep 
 echo "  $url"
 echo "Admin: $DEMO_BASE_URL/admin/ (create a login with: .venv/bin/python manage.py createsuperuser)"
 echo
-exec .venv/bin/python -m daphne -b "$HOST" -p "$PORT" interview_site.asgi:application
+exec .venv/bin/python -m realtime.serve -b "$HOST" -p "$PORT" interview_site.asgi:application

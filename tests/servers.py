@@ -68,7 +68,7 @@ class DaphneServer:
     def start(self) -> "DaphneServer":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "interview_site.asgi:application"],
+            [sys.executable, "-m", "realtime.serve", "-b", "127.0.0.1", "-p", str(self.port), "interview_site.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, process=self.process)

@@ -83,6 +83,20 @@ async def test_an_oversized_frame_is_refused_and_the_user_is_never_locked_out(se
     assert session_status(server, info["sessionId"]) == "disconnected"
 
 
+async def test_a_huge_frame_is_cut_off_as_it_arrives(server, quiet):
+    rss_before = server.stats()["rssBytes"]
+    ws = await authenticated(server, server.demo_session())
+    try:
+        await ws.send(message("client-text-message", text="x" * 8_000_000))
+    except Exception:
+        pass
+    # The WebSocket layer fails the connection (1009) before the frame is buffered whole; a
+    # client still pushing the frame out sees the drop (1006).
+    assert await close_code(ws) in (1009, 1006)
+    after = settled_stats(server, quiet)
+    assert after["rssBytes"] - rss_before < 16 << 20
+
+
 async def test_a_client_that_closes_while_replies_are_due_frees_everything(server, quiet):
     info = server.demo_session()
     for _ in range(20):
