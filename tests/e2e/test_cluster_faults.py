@@ -13,6 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 
@@ -204,3 +205,26 @@ async def test_sigterm_flushes_held_writes_and_the_worker_exits(cluster):
     wait_until(lambda: session_status(cluster.a, info["sessionId"]) == "disconnected", timeout=10,
                what="the session marked disconnected")
     cluster.b.start()
+
+
+def readiness(server) -> tuple[int, dict]:
+    response = httpx.get(f"{server.base_url}/readyz", timeout=10)
+    return response.status_code, response.json()["checks"]
+
+
+async def test_readiness_follows_the_database_and_redis_while_liveness_stays(cluster):
+    assert readiness(cluster.a) == (200, {"database": "ok", "channelLayer": "ok", "providers": "ok"})
+    cluster.database.down()
+    try:
+        status, checks = await asyncio.to_thread(readiness, cluster.a)
+        assert status == 503 and checks["database"].startswith("failed") and checks["channelLayer"] == "ok"
+    finally:
+        cluster.database.up()
+    cluster.redis.stop()
+    try:
+        status, checks = await asyncio.to_thread(readiness, cluster.b)
+        assert status == 503 and checks["channelLayer"].startswith("failed")
+        assert httpx.get(f"{cluster.b.base_url}/healthz", timeout=10).json() == {"status": "ok"}
+    finally:
+        cluster.redis.start()
+    assert (await asyncio.to_thread(readiness, cluster.b))[0] == 200
