@@ -47,8 +47,20 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+DEMO_SECRET_KEY = "embedded-demo-secret-key-change-me-in-production"
+# "production" refuses to start with the demo secret key or DEBUG on; "demo" (the
+# default) runs with no configuration at all.
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "demo").strip().lower()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-demo-secret-key-change-me-in-production")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEMO_SECRET_KEY)
+if DJANGO_ENV not in {"demo", "production"}:
+    raise ImproperlyConfigured(f"DJANGO_ENV must be 'demo' or 'production', not {DJANGO_ENV!r}.")
+if DJANGO_ENV == "production":
+    if SECRET_KEY == DEMO_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("DJANGO_ENV=production needs DJANGO_SECRET_KEY: 32 or more random characters "
+                                   "of your own (the embedded demo key is public).")
+    if DEBUG:
+        raise ImproperlyConfigured("DJANGO_ENV=production refuses DJANGO_DEBUG: it shows code and settings to anyone.")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
@@ -227,11 +239,15 @@ REALTIME = {
 # Operators' JSON view of a worker (/api/ops/stats); off unless a token is set.
 REALTIME_OPS_TOKEN = os.environ.get("REALTIME_OPS_TOKEN", "")
 
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")  # or "json": one object a line, for log collectors
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "realtime.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": os.environ.get("ACCESS_LOG_LEVEL", "WARNING")},
