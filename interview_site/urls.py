@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from realtime.health import healthz, readyz
-from realtime.views import ops_stats
+from realtime.views import ops_stats, prometheus_metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/ops/stats", ops_stats, name="ops-stats"),
+    path("metrics", prometheus_metrics, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("", include("interviews.urls")),

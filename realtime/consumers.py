@@ -20,6 +20,7 @@ from django.db import DatabaseError
 
 from interviews.selectors import SessionAccessError
 
+from . import metrics
 from . import protocol as p
 from . import shutdown
 from .auth import AuthError, Identity, get_token_verifier
@@ -297,11 +298,14 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self._close(p.CloseCode.RATE_LIMITED)
             return
         if verdict == "dropped":
+            metrics.AUDIO_DROPPED.labels("faster_than_real_time").inc(len(message.audio))
             if self.inbound.error_throttle.ready():
                 await self._error("rate_limited", "Audio is arriving faster than real time; chunks were dropped.")
             return
-        if not self.runtime.feed_audio(message.audio) and self.inbound.error_throttle.ready():
-            await self._error("audio_overloaded", "The server is behind on your audio; chunks were dropped.")
+        if not self.runtime.feed_audio(message.audio):
+            metrics.AUDIO_DROPPED.labels("worker_behind").inc(len(message.audio))
+            if self.inbound.error_throttle.ready():
+                await self._error("audio_overloaded", "The server is behind on your audio; chunks were dropped.")
 
     async def _on_auth_again(self, message: p.ClientMessage) -> None:
         await self._error("already_authenticated", "This connection is already authenticated.")
@@ -319,7 +323,8 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         await self._send_text(p.server_message(p.SERVER_TOKEN_REFRESHED, expiresAt=identity.expires_at))
 
     async def _on_interrupt(self, message: p.ClientMessage) -> None:
-        await self.runtime.interrupt()
+        with metrics.BARGE_IN.time():
+            await self.runtime.interrupt()
 
     async def _on_text(self, message: p.ClientMessage) -> None:
         await self.runtime.submit_text(message.payload["text"])
@@ -427,6 +432,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self.closed:
             self.closed = True
+            metrics.CLOSED_BY_SERVER.labels(str(int(code))).inc()
             try:
                 await self.close(code=int(code))
             except Exception:  # already gone

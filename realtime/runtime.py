@@ -18,7 +18,7 @@ from interviews import services
 from interviews.models import SessionStatus, Speaker
 
 from . import protocol as p
-from . import stats
+from . import metrics, stats
 from .chunker import SentenceChunker
 from .pacing import SpeechPacer
 from .providers.base import ConversationLine, InterviewerRequest, Providers, TranscriptEvent
@@ -240,9 +240,11 @@ class SessionRuntime:
                     events = await self._stt.feed(b"".join(pieces))
             except TimeoutError:
                 log.warning("session %s: speech recognition missed its deadline", self.snapshot.session_id)
+                metrics.PROVIDER_FAILURES.labels("stt", "deadline").inc()
                 continue
             except Exception:
                 log.exception("session %s: speech recognition failed", self.snapshot.session_id)
+                metrics.PROVIDER_FAILURES.labels("stt", "error").inc()
                 continue
             for event in events:
                 await self._on_transcript(event)
@@ -355,6 +357,7 @@ class SessionRuntime:
             return
         finally:
             self._storing_turn = None
+        metrics.TURNS.labels(Speaker.CANDIDATE).inc()
         await self._send(p.SERVER_FINAL_TRANSCRIPT, transcript=text, turnId=turn_id, source=source)
         log.info("session %s: candidate turn %s (%s, %d chars) for question %d",
                  self.snapshot.session_id, turn_id, source, len(text), answered + 1)
@@ -433,6 +436,7 @@ class SessionRuntime:
         except Exception as error:
             log.warning("session %s: interviewer failed (%s); using a fallback line",
                         self.snapshot.session_id, type(error).__name__)
+            metrics.PROVIDER_FAILURES.labels("llm", "deadline" if isinstance(error, TimeoutError) else "error").inc()
             if not response.planned:
                 response.source = "fallback"
                 chunker = SentenceChunker()
@@ -468,6 +472,7 @@ class SessionRuntime:
                 await pacer.push(pcm)
         except TimeoutError:
             log.warning("session %s: speech synthesis missed its deadline", self.snapshot.session_id)
+            metrics.PROVIDER_FAILURES.labels("tts", "deadline").inc()
         finally:
             await stream.aclose()
         if not response.spoken or response.spoken[-1] is not sentence:
@@ -481,6 +486,7 @@ class SessionRuntime:
             raise asyncio.CancelledError  # never a chunk of an interrupted response
         if seq == 0 and response.turn_ended_at is not None:
             response.mark("turn_to_first_audio_ms", since=response.turn_ended_at)
+            metrics.TURN_TO_FIRST_AUDIO.observe(response.metrics["turn_to_first_audio_ms"] / 1000)
         await self._send_for(response, p.SERVER_AI_SPEECH_CHUNK, data=p.encode_audio(chunk), seq=seq)
 
     async def _send_for(self, response: Response, kind: str, **payload) -> None:
@@ -520,6 +526,7 @@ class SessionRuntime:
             question_index=response.question_index, source=response.source, interrupted=interrupted,
             public_id=response.id, metrics=response.metrics,
         )
+        metrics.TURNS.labels(Speaker.INTERVIEWER).inc()
         if interrupted:
             log.info("session %s: response %s interrupted after %.0f ms of speech",
                      self.snapshot.session_id, response.id, response.pacer.played_ms() if response.pacer else 0)
