@@ -165,8 +165,10 @@ async def test_floods_are_closed_and_a_bystander_keeps_talking(server, quiet):
     settled_stats(server, quiet)
     record_figure("bystander ping rtt p50 ms (quiet, during flood rounds 1 and 2)", [round(quiet_rtt, 2), *loaded_rtts])
     record_figure("worker rss MB (before, after flood rounds 1 and 2)", [r >> 20 for r in rss])
-    assert rss[2] - rss[1] < 16 << 20  # a second round reuses what the first took: bounded, not leaked
-    assert rss[1] - rss[0] < 128 << 20  # unbounded, one round took 490 MB
+    # Bounded, not leaked: before, one flooding connection alone took 490 MB and kept it.
+    # What a round takes varies with the allocator (2-45 MB seen for a second round).
+    assert rss[2] - rss[1] < 64 << 20
+    assert rss[2] - rss[0] < 160 << 20
 
 
 async def test_audio_far_above_real_time_is_closed(server, quiet):
