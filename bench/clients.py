@@ -14,7 +14,6 @@ import json
 import math
 import time
 from collections import deque
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
@@ -61,7 +60,6 @@ class Conn:
 
     @classmethod
     async def open(cls, url: str, headers: dict | None = None) -> "Conn":
-        parts = urlsplit(url)
         origin = "http://127.0.0.1"  # bench/servers.py allows exactly this origin
         ws = await connect(url, origin=origin, additional_headers=headers, max_size=2**22, compression=None,
                            open_timeout=20, ping_interval=None)

@@ -19,8 +19,8 @@ from channels.utils import await_many_dispatch
 from . import stats
 from .dispatch import DirectDispatchMixin
 from .layer import LAYER_ERRORS, memberships
-from .protocol import CloseCode
 from .outbound import OutboundGauge
+from .protocol import CloseCode
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 FALLBACK_LINE = "Could you tell me more about your experience?"
 END_ALL_ANSWERED = "All questions answered."
 END_BY_CANDIDATE = "The candidate ended the interview."
+LIVE_EVENT_INTERVAL_S = 0.2
 ANSWER_PENDING = "Your previous answer is still being saved; please say this again in a moment."
 ANSWER_NOT_STORED = "Your answer could not be saved; please say it again."
 
@@ -37,7 +38,6 @@ ANSWER_NOT_STORED = "Your answer could not be saved; please say it again."
 def end_reason_from_candidate(reason: str) -> str:
     """The candidate's own words are marked as theirs: they cannot pass for the server's reasons."""
     return f"{END_BY_CANDIDATE[:-1]}: {reason}" if reason else END_BY_CANDIDATE
-LIVE_EVENT_INTERVAL_S = 0.2
 
 
 @dataclass

@@ -11,13 +11,13 @@ runtimes: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def snapshot(*, user_slots: int) -> dict:
+    tasks = asyncio.all_tasks()
     return {
         "connections": sum(1 for c in consumers if not c.cleaned_up),
         "runtimes": sum(1 for r in runtimes if not r.stopped),
         "userSlots": user_slots,
-        "tasks": len(asyncio.all_tasks()),
-        "taskKinds": dict(collections.Counter(_kind(task) for task in asyncio.all_tasks())),
-        "taskKinds": dict(collections.Counter(_kind(task) for task in asyncio.all_tasks())),
+        "tasks": len(tasks),
+        "taskKinds": dict(collections.Counter(_kind(task) for task in tasks)),
         "rssBytes": _rss_bytes(),
     }
 
@@ -31,11 +31,6 @@ def _rss_bytes() -> int:
     except OSError:
         pass
     return 0
-
-
-def _kind(task: asyncio.Task) -> str:
-    coro = task.get_coro()
-    return getattr(coro, "__qualname__", type(coro).__name__)
 
 
 def _kind(task: asyncio.Task) -> str:

@@ -117,6 +117,18 @@ class DaphneServer:
 
 
 @contextmanager
+def one_worker(env: dict | None = None):
+    """A migrated worker on its own SQLite database, stopped afterwards."""
+    server = DaphneServer(env=env)
+    server.migrate()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
 def two_workers(env: dict):
     """Two workers sharing a database and a channel layer, as behind a load balancer:
     one demo signing key, one public URL (worker A's)."""

@@ -30,6 +30,15 @@ async def close_code(ws, timeout=15) -> int:
     return ws.close_code
 
 
+async def event_with_text(watcher, text: str, timeout: float = 15) -> dict:
+    """The recruiter's live view: the next event carrying `text`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = json.loads(await watcher.recv())
+            if event.get("text") == text:
+                return event
+
+
 def auth_message(info, **extra) -> str:
     return json.dumps({"type": "client-auth",
                        "payload": {"token": info["token"], "sessionId": info["sessionId"], **extra}})

@@ -8,7 +8,6 @@ worker asked to stop flushes what it holds and exits.
 """
 
 import asyncio
-import json
 import signal
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tests.e2e.helpers import (
     authenticated,
     candidate,
     close_code,
+    event_with_text,
     message,
     receive_until,
     session_status,
@@ -81,14 +81,6 @@ def watch(cluster, server, session_id):
     cookie = staff_cookie(server)
     return connect(f"ws://127.0.0.1:{server.port}/api/live/{session_id}/", origin=cluster.origin,
                    additional_headers={"Cookie": f"sessionid={cookie}"})
-
-
-async def event_with_text(watcher, text: str, timeout: float = 15) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            event = json.loads(await watcher.recv())
-            if event.get("text") == text:
-                return event
 
 
 async def test_live_sessions_ride_out_a_redis_restart_and_everything_recovers(cluster):

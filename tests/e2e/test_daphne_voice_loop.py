@@ -13,18 +13,15 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.factories import chunks, silence, speech
-from tests.servers import DaphneServer
+from tests.servers import one_worker
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server():
-    daphne = DaphneServer()
-    daphne.migrate()
-    daphne.start()
-    yield daphne
-    daphne.stop()
+    with one_worker() as daphne:
+        yield daphne
 
 
 class Recorder:

@@ -6,18 +6,15 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import authenticated, message, receive_until
-from tests.servers import OPS_TOKEN, DaphneServer
+from tests.servers import OPS_TOKEN, one_worker
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server():
-    daphne = DaphneServer()
-    daphne.migrate()
-    daphne.start()
-    yield daphne
-    daphne.stop()
+    with one_worker() as daphne:
+        yield daphne
 
 
 def scrape(server, token=OPS_TOKEN) -> httpx.Response:
