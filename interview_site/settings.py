@@ -232,8 +232,20 @@ REALTIME = {
     "SLOW_READER_SECONDS": env_float("REALTIME_SLOW_READER_SECONDS", 10.0),
     # What the kernel may queue per client socket (about 30 s of speech); fixed, not autotuned.
     "SOCKET_SEND_BUFFER_BYTES": env_int("REALTIME_SOCKET_SEND_BUFFER_BYTES", 256 * 1024),
-    # Provider set: "local" (pocketsphinx, scripted interviewer, eSpeak NG) or "synthetic" (bench).
+    # Provider set (docs/providers.md): a preset ("local", "openai", "synthetic") or a
+    # speech-to-speech provider ("openai-realtime", "gemini-live"); REALTIME_STT/LLM/TTS
+    # replace one role of a preset. Checked at start-up (realtime.providers.registry).
     "PROVIDERS": os.environ.get("REALTIME_PROVIDERS", "local"),
+    "STT": os.environ.get("REALTIME_STT", ""),
+    "LLM": os.environ.get("REALTIME_LLM", ""),
+    "TTS": os.environ.get("REALTIME_TTS", ""),
+    # Short follow-ups an LLM interviewer may ask on one main question when an answer is thin.
+    "FOLLOW_UPS_PER_QUESTION": env_int("REALTIME_FOLLOW_UPS_PER_QUESTION", 1),
+    # Main questions drafted by the interviewer for an interview that lists skills only.
+    "DRAFTED_QUESTIONS": env_int("REALTIME_DRAFTED_QUESTIONS", 5),
+    # Evaluation by the language model after a session ends (in the background).
+    "EVALUATION_ATTEMPTS": env_int("REALTIME_EVALUATION_ATTEMPTS", 3),
+    "EVALUATION_DEADLINE_SECONDS": env_float("REALTIME_EVALUATION_DEADLINE_SECONDS", 60.0),
 }
 
 # Operators' JSON view of a worker (/api/ops/stats); off unless a token is set.

@@ -9,10 +9,19 @@ class Interview(models.Model):
     title = models.CharField(max_length=200)
     role = models.CharField(max_length=200, blank=True, help_text="The position being interviewed for.")
     description = models.TextField(blank=True)
+    skills = models.TextField(
+        blank=True,
+        help_text="Skills to assess, one per line or separated by commas. With skills and no questions, "
+                  "the interviewer drafts the questions when a session starts.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def skill_list(self) -> tuple[str, ...]:
+        return tuple(skill.strip() for skill in self.skills.replace(",", "\n").splitlines() if skill.strip())
 
 
 class Question(models.Model):
@@ -102,14 +111,29 @@ class Turn(models.Model):
         return f"{self.speaker}: {self.text[:60]}"
 
 
+class AnalysisStatus(models.TextChoices):
+    NOT_REQUESTED = "not_requested"  # no language model configured: the deterministic result only
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class SessionResult(models.Model):
-    """The evaluation written when a session ends."""
+    """The evaluation written when a session ends, and the language model's analysis
+    written later in the background (scores, strengths, concerns, evidence)."""
 
     session = models.OneToOneField(InterviewSession, related_name="result", on_delete=models.CASCADE)
     summary = models.TextField()
     answered_questions = models.PositiveIntegerField(default=0)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    analysis_status = models.CharField(max_length=20, choices=AnalysisStatus.choices,
+                                       default=AnalysisStatus.NOT_REQUESTED)
+    # {"questions": [{"index", "score", "strengths", "concerns", "evidence"}], "summary", "recommendation"}
+    analysis = models.JSONField(default=dict, blank=True)
+    analysis_attempts = models.PositiveIntegerField(default=0)
+    analysis_error = models.CharField(max_length=200, blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Result of {self.session_id}"

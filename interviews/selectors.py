@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from .models import InterviewSession, Turn
+from .models import AnalysisStatus, InterviewSession, SessionResult, Speaker, Turn
 
 
 class SessionAccessError(Exception):
@@ -36,3 +36,28 @@ def session_turns(*, session_id) -> list[Turn]:
 
 def session_exists(*, session_id: str) -> bool:
     return InterviewSession.objects.filter(pk=session_id).exists()
+
+
+def session_analysis_input(*, session_id) -> dict:
+    """What a language model needs to assess a finished session: the interview, each main
+    question with the candidate's answers to it (follow-ups included), the conversation."""
+    session = InterviewSession.objects.select_related("interview").get(pk=session_id)
+    turns = session_turns(session_id=session_id)
+    answers: dict[int, list[str]] = {}
+    for turn in turns:
+        if turn.speaker == Speaker.CANDIDATE and turn.question_index is not None and turn.text.strip():
+            answers.setdefault(turn.question_index, []).append(turn.text.strip())
+    return {
+        "title": session.interview.title,
+        "role": session.interview.role,
+        "skills": session.interview.skill_list,
+        "questions": [{"question": q["text"], "answer": " ".join(answers.get(i, []))}
+                      for i, q in enumerate(session.questions)],
+        "conversation": [(t.speaker, t.text) for t in turns if t.text.strip()],
+    }
+
+
+def results_awaiting_analysis() -> list[str]:
+    """Sessions whose analysis is pending or failed (for `manage.py analyse_results`)."""
+    return [str(pk) for pk in SessionResult.objects.filter(
+        analysis_status__in=(AnalysisStatus.PENDING, AnalysisStatus.FAILED)).values_list("session_id", flat=True)]

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from . import events
 from .evaluation import session_evaluate
-from .models import Interview, InterviewSession, Question, SessionStatus, Speaker, Turn
+from .models import AnalysisStatus, Interview, InterviewSession, Question, SessionResult, SessionStatus, Speaker, Turn
 from .selectors import SessionAccessError
 
 DEMO_INTERVIEW_TITLE = "Demo: Backend Engineer"
@@ -33,15 +33,37 @@ def interview_ensure_demo() -> Interview:
 
 
 def session_create(*, interview: Interview, owner_id: str) -> InterviewSession:
+    """A session of the interview for a candidate, with its questions as they are now.
+
+    An interview with skills and no questions gets questions drafted by the interviewer
+    when the session starts (`session_questions_store`).
+    """
     questions = [{"text": q.text, "stage": q.stage} for q in interview.questions.all()]
-    if not questions:
-        raise ValueError("An interview needs at least one question before a session can start.")
+    if not questions and not interview.skill_list:
+        raise ValueError("An interview needs at least one question or skill before a session can start.")
     return InterviewSession.objects.create(
         interview=interview,
         owner_id=owner_id,
         questions=questions,
-        stage=questions[0]["stage"],
+        stage=questions[0]["stage"] if questions else "",
     )
+
+
+def session_questions_store(*, session_id, questions: list[dict]) -> list[dict]:
+    """Snapshot drafted questions on a session that has none; returns the session's questions.
+
+    Two connections drafting at once both get the first one's questions.
+    """
+    if not questions:
+        raise ValueError("No questions to store.")
+    with transaction.atomic():
+        session = InterviewSession.objects.select_for_update().get(pk=session_id)
+        if not session.questions:
+            session.questions = [{"text": q["text"], "stage": q.get("stage", "")} for q in questions]
+            session.stage = session.questions[0]["stage"]
+            session.save(update_fields=["questions", "stage"])
+    _publish_state(session)
+    return session.questions
 
 
 def session_connect(*, session_id) -> InterviewSession:
@@ -90,8 +112,9 @@ def _session_move_to(session_id, question_index: int) -> None:
     )
 
 
-def session_complete(*, session_id, reason: str) -> InterviewSession:
-    """End the session (idempotent) and write its evaluation."""
+def session_complete(*, session_id, reason: str, analysis_pending: bool = False) -> InterviewSession:
+    """End the session (idempotent) and write its evaluation; with `analysis_pending`, a
+    language model's analysis is to follow (`result_analysis_store`)."""
     with transaction.atomic():
         session = InterviewSession.objects.select_for_update().get(pk=session_id)
         if session.status != SessionStatus.COMPLETED:
@@ -99,9 +122,27 @@ def session_complete(*, session_id, reason: str) -> InterviewSession:
             session.end_reason = reason[:200]
             session.ended_at = timezone.now()
             session.save(update_fields=["status", "end_reason", "ended_at"])
-    session_evaluate(session=session)
+    result = session_evaluate(session=session)
+    if analysis_pending and result.analysis_status == AnalysisStatus.NOT_REQUESTED:
+        SessionResult.objects.filter(pk=result.pk).update(analysis_status=AnalysisStatus.PENDING)
     _publish_state(session)
     return session
+
+
+def result_analysis_store(*, session_id, analysis: dict, attempts: int) -> None:
+    SessionResult.objects.filter(session_id=session_id).update(
+        analysis=analysis, analysis_status=AnalysisStatus.DONE, analysis_attempts=attempts,
+        analysis_error="", analysed_at=timezone.now(),
+    )
+    events.publish(session_id, {"event": "result", "analysisStatus": AnalysisStatus.DONE})
+
+
+def result_analysis_failed(*, session_id, error: str, attempts: int) -> None:
+    """No attempt succeeded: the recruiter sees why (never a key: the error's kind only)."""
+    SessionResult.objects.filter(session_id=session_id).update(
+        analysis_status=AnalysisStatus.FAILED, analysis_attempts=attempts, analysis_error=error[:200],
+    )
+    events.publish(session_id, {"event": "result", "analysisStatus": AnalysisStatus.FAILED})
 
 
 def turn_record(

@@ -30,7 +30,7 @@ from .inbound import InboundLimits
 from .layer import LAYER_ERRORS, memberships, with_one_retry
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
-from .sessions import session_is_live, session_take
+from .sessions import session_is_live, session_questions_ensure, session_take
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,13 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             return
         self.connection_number = snapshot.connection_number
         config = RuntimeConfig.from_settings(self.limits)
+        providers = get_providers()
+        snapshot = await session_questions_ensure(snapshot, interviewer=providers.interviewer,
+                                                  count=self.limits["DRAFTED_QUESTIONS"],
+                                                  deadline_s=self.limits["LLM_DEADLINE_SECONDS"])
         self.runtime = SessionRuntime(
             snapshot=snapshot,
-            providers=get_providers(),
+            providers=providers,
             config=config,
             send=self._send_text,
             publish=self._publish_live,

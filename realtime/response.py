@@ -25,6 +25,8 @@ class Response:
     turn_ended_at: float | None = None
     # Resolved once the answer this replies to is stored; nothing is sent before.
     gate: asyncio.Future | None = None
+    # The main question whose answer this reply may ask a follow-up on (None: it may not).
+    follow_up_about: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None

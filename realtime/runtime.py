@@ -19,9 +19,11 @@ from interviews.models import SessionStatus, Speaker
 
 from . import protocol as p
 from . import metrics, stats
+from .analysis import analyse_in_background
+from .audio import pcm_duration_ms
 from .chunker import SentenceChunker
 from .pacing import SpeechPacer
-from .providers.base import ConversationLine, InterviewerRequest, Providers, TranscriptEvent
+from .providers.base import FOLLOW_UP, ConversationLine, InterviewerRequest, Providers, TranscriptEvent
 from .recorder import SessionRecorder
 from .response import Response, SpokenSentence
 
@@ -51,6 +53,8 @@ class SessionSnapshot:
     status: str
     connection_number: int
     conversation: list[ConversationLine] = field(default_factory=list)
+    role: str = ""
+    skills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class RuntimeConfig:
     # A final transcript shorter than this while the interviewer speaks, with no
     # client-interrupt, is taken for echo or noise rather than a barge-in.
     min_interruption_words: int = 2
+    # Short follow-ups an interviewer that can judge answers may ask per main question.
+    max_follow_ups: int = 1
 
     @classmethod
     def from_settings(cls, realtime: dict) -> "RuntimeConfig":
@@ -81,6 +87,7 @@ class RuntimeConfig:
             audio_queue_chunks=realtime["AUDIO_QUEUE_CHUNKS"],
             write_retry_s=realtime["WRITE_RETRY_SECONDS"],
             min_interruption_words=realtime["MIN_INTERRUPTION_WORDS"],
+            max_follow_ups=realtime["FOLLOW_UPS_PER_QUESTION"],
         )
 
 
@@ -118,11 +125,16 @@ class SessionRuntime:
         self._audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.audio_queue_chunks)
         self._recorder = SessionRecorder(snapshot.session_id, retry_seconds=config.write_retry_s)
         self._storing_turn: asyncio.Task | None = None
-        self._stt = providers.stt.open_stream(sample_rate=config.input_sample_rate)
+        # Follow-ups asked per main question, and the question the last one was about.
+        self._follow_ups: dict[int, int] = {}
+        self._follow_up_for: int | None = None
+        self._providers_session = providers.open_session(sample_rate=config.input_sample_rate)
+        self._stt = self._providers_session.stt
         self._stt_task: asyncio.Task | None = None
         self._end_task: asyncio.Task | None = None
         self._live_sent_at = float("-inf")
         self._live_task: asyncio.Task | None = None
+        self._audio_in_ms = 0.0  # candidate audio heard since the last answer (usage per turn)
 
     @property
     def stopped(self) -> bool:
@@ -198,7 +210,9 @@ class SessionRuntime:
             return
         self._ending = True
         await self._silence()
-        completion = self._recorder.submit(services.session_complete, reason=reason)
+        evaluator = self._providers.evaluator
+        completion = self._recorder.submit(services.session_complete, reason=reason,
+                                           analysis_pending=evaluator is not None)
         try:
             await completion
         except Exception:
@@ -209,6 +223,8 @@ class SessionRuntime:
             await self._send(p.SERVER_ERROR, code="end_failed", error="The interview could not be closed; please try again.")
             return
         log.info("session %s ended: %s", self.snapshot.session_id, reason)
+        if evaluator is not None:  # never awaited: the candidate is not kept waiting for it
+            analyse_in_background(session_id=self.snapshot.session_id, evaluator=evaluator)
         await self._send(p.SERVER_SESSION_ENDED, reason=reason)
         await self._close(p.CloseCode.NORMAL)
 
@@ -225,7 +241,7 @@ class SessionRuntime:
         if not self._ending and not taken_over:
             self._recorder.submit(services.session_disconnect, connection_number=self.snapshot.connection_number)
         await self._recorder.close()
-        await self._stt.close()
+        await self._providers_session.close()
 
     # --- listening ---------------------------------------------------------------------
 
@@ -246,6 +262,7 @@ class SessionRuntime:
                 log.exception("session %s: speech recognition failed", self.snapshot.session_id)
                 metrics.PROVIDER_FAILURES.labels("stt", "error").inc()
                 continue
+            self._audio_in_ms += pcm_duration_ms(sum(map(len, pieces)), self._config.input_sample_rate)
             for event in events:
                 await self._on_transcript(event)
 
@@ -312,16 +329,27 @@ class SessionRuntime:
         still_answering = cut_off is not None and cut_off.kind in ("next_question", "closing") and (
             cut_off.kind == "closing" or not cut_off.mostly_heard()
         )
+        # An answer to a follow-up (or words over one) belongs to the question it was about;
+        # the interview had already moved on when the follow-up was asked.
+        follow_up_answer = cut_off.question_index if cut_off is not None and cut_off.kind == "follow_up" \
+            else self._follow_up_for
+        self._follow_up_for = None
         if still_answering:
             answered = min(cut_off.question_index - 1, last)
-        advance_to = None if still_answering else min(answered + 1, len(self.snapshot.questions))
+        elif follow_up_answer is not None:
+            answered = follow_up_answer
+        advance_to = None if still_answering or follow_up_answer is not None \
+            else min(answered + 1, len(self.snapshot.questions))
         turn_id = f"t-{time.time_ns():x}"
         # The answer and the progress it makes are stored together; the candidate hears
         # it was taken (server-final-transcript) only once it is. The interviewer starts
         # on its reply meanwhile, but nothing of the reply goes out before that.
+        heard_ms = self._audio_in_ms if source == "speech" else 0.0
+        self._audio_in_ms = 0.0
         stored = self._recorder.submit(
             services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
             source=source, public_id=turn_id, advance_to=advance_to,
+            metrics={"audio_in_ms": round(heard_ms)} if heard_ms else None,
         )
         line = ConversationLine(Speaker.CANDIDATE, text)
         self._conversation.append(line)
@@ -330,11 +358,13 @@ class SessionRuntime:
         gate = asyncio.get_running_loop().create_future()
         reply = None
         if not ends:
-            if not still_answering:
+            if advance_to is not None:
                 self._question_index = advance_to
             more = self._question_index < len(self.snapshot.questions)
             kind = cut_off.kind if still_answering else ("next_question" if more else "closing")
-            reply = self._respond(kind, turn_ended_at=ended_at, gate=gate)
+            follow_up = None if still_answering or self._follow_ups.get(answered, 0) >= self._config.max_follow_ups \
+                else answered
+            reply = self._respond(kind, turn_ended_at=ended_at, gate=gate, follow_up_about=follow_up)
         self._storing_turn = asyncio.create_task(self._after_stored(
             stored, gate=gate, reply=reply, line=line, previous_index=previous_index, ends=ends,
             text=text, turn_id=turn_id, source=source, answered=answered, advanced=advance_to is not None,
@@ -377,11 +407,12 @@ class SessionRuntime:
 
     # --- speaking ----------------------------------------------------------------------
 
-    def _respond(self, kind: str, *, turn_ended_at: float | None = None,
-                 gate: asyncio.Future | None = None) -> Response | None:
+    def _respond(self, kind: str, *, turn_ended_at: float | None = None, gate: asyncio.Future | None = None,
+                 follow_up_about: int | None = None) -> Response | None:
         if self._stopped or self._ending:
             return None
-        response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at, gate=gate)
+        response = Response(kind=kind, question_index=self._question_index, turn_ended_at=turn_ended_at, gate=gate,
+                            follow_up_about=follow_up_about)
         self._response = response
         self._last_response_id = response.id
         response.task = asyncio.create_task(self._speak_response(response), name=f"response-{response.id}")
@@ -423,10 +454,17 @@ class SessionRuntime:
             question_index=min(response.question_index, max(len(self.snapshot.questions) - 1, 0)),
             conversation=tuple(self._conversation),
             interview_title=self.snapshot.interview_title,
+            role=self.snapshot.role,
+            skills=self.snapshot.skills,
+            follow_up_allowed=response.follow_up_about is not None,
         )
+        planned_as = (response.kind, response.question_index)
         try:
             async with asyncio.timeout(self._config.llm_deadline_s):
-                async for fragment in self._providers.interviewer.respond(request):
+                async for fragment in self._providers_session.interviewer.respond(request):
+                    if fragment is FOLLOW_UP:
+                        self._asking_follow_up(response, request)
+                        continue
                     response.mark("llm_first_token_ms")
                     for sentence in chunker.push(fragment):
                         response.planned.append(sentence)
@@ -439,12 +477,23 @@ class SessionRuntime:
             metrics.PROVIDER_FAILURES.labels("llm", "deadline" if isinstance(error, TimeoutError) else "error").inc()
             if not response.planned:
                 response.source = "fallback"
+                response.kind, response.question_index = planned_as
                 chunker = SentenceChunker()
                 chunker.push(self._fallback_line(request))
+        finally:
+            response.metrics.update({f"llm_{name}": value for name, value in request.usage.items()})
         for sentence in chunker.flush():
             response.planned.append(sentence)
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
+
+    def _asking_follow_up(self, response: Response, request: InterviewerRequest) -> None:
+        """The interviewer chose to ask about the answer just given before moving on."""
+        if response.follow_up_about is None or response.planned:
+            raise ValueError("the interviewer asked a follow-up it was not offered")
+        response.kind, response.question_index = "follow_up", response.follow_up_about
+        self._follow_ups[response.follow_up_about] = self._follow_ups.get(response.follow_up_about, 0) + 1
+        log.info("session %s: follow-up on question %d", self.snapshot.session_id, response.follow_up_about + 1)
 
     def _fallback_line(self, request: InterviewerRequest) -> str:
         if request.kind == "closing":
@@ -456,7 +505,7 @@ class SessionRuntime:
     async def _speak_sentence(self, response: Response, text: str) -> None:
         pacer = response.pacer
         sentence = SpokenSentence(text=text, start_ms=pacer.sent_ms)
-        stream = self._providers.tts.synthesize(text).__aiter__()
+        stream = self._providers_session.tts.synthesize(text).__aiter__()
         try:
             while True:
                 try:
@@ -504,6 +553,10 @@ class SessionRuntime:
         response.cancelled = True
         if response.task is not None:
             response.task.cancel()
+        try:  # a speech-to-speech provider keeps in its own conversation only what was heard
+            self._providers_session.interrupted(heard_ms=response.pacer.played_ms() if response.pacer else 0.0)
+        except Exception:
+            log.warning("session %s: provider could not be told of the interrupt", self.snapshot.session_id)
         self._finish_response(response, interrupted=True)
 
     async def _silence(self) -> None:
@@ -520,6 +573,10 @@ class SessionRuntime:
         text = response.heard_text() if interrupted else response.planned_text
         if not text:
             return  # cut off before a word was heard: nothing was said
+        if response.kind == "follow_up":
+            self._follow_up_for = response.question_index
+        if response.pacer is not None:
+            response.metrics["audio_out_ms"] = round(response.pacer.played_ms() if interrupted else response.pacer.sent_ms)
         self._conversation.append(ConversationLine(Speaker.INTERVIEWER, text))
         self._recorder.submit(
             services.turn_record, speaker=Speaker.INTERVIEWER, text=text, planned_text=response.planned_text,

@@ -1,12 +1,21 @@
-"""Loading a session for a connection that has just authenticated (runs in a thread)."""
+"""Loading a session for a connection that has just authenticated."""
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from channels.db import database_sync_to_async
 
 from interviews import selectors, services
 from interviews.models import SessionStatus
 
-from .providers.base import ConversationLine
+from .providers.base import ConversationLine, Interviewer
+from .providers.scripted import ScriptedInterviewer
 from .runtime import SessionSnapshot
+
+log = logging.getLogger(__name__)
 
 
 def session_is_live(*, session_id: str, user_id: str) -> bool:
@@ -32,6 +41,8 @@ def session_take(*, session_id: str, user_id: str) -> tuple[SessionSnapshot, lis
         status=session.status,
         connection_number=session.connection_count,
         conversation=[ConversationLine(t.speaker, t.text) for t in turns],
+        role=session.interview.role,
+        skills=session.interview.skill_list,
     )
     history = [
         {"turnId": t.public_id, "speaker": t.speaker, "text": t.text, "interrupted": t.interrupted}
@@ -39,3 +50,26 @@ def session_take(*, session_id: str, user_id: str) -> tuple[SessionSnapshot, lis
     ]
     resumed = session.connection_count > 1 or bool(turns)
     return snapshot, history, resumed
+
+
+async def session_questions_ensure(snapshot: SessionSnapshot, *, interviewer: Interviewer, count: int,
+                                   deadline_s: float) -> SessionSnapshot:
+    """A session of an interview that lists skills only gets its questions drafted now.
+
+    The interviewer drafts them within the deadline; if it cannot, the offline draft (one
+    question per skill) is used, so the candidate is never held up or left without questions.
+    Either way they are snapshotted on the session like an interview's own questions.
+    """
+    if snapshot.questions or not snapshot.skills:
+        return snapshot
+    draft = dict(title=snapshot.interview_title, role=snapshot.role, skills=snapshot.skills, count=count)
+    try:
+        async with asyncio.timeout(deadline_s):
+            questions = await interviewer.draft_questions(**draft)
+    except Exception as error:
+        log.warning("session %s: questions not drafted by the interviewer (%s); drafting offline",
+                    snapshot.session_id, type(error).__name__)
+        questions = await ScriptedInterviewer().draft_questions(**draft)
+    stored = await database_sync_to_async(services.session_questions_store)(
+        session_id=snapshot.session_id, questions=questions)
+    return dataclasses.replace(snapshot, questions=tuple(q["text"] for q in stored))

@@ -40,6 +40,15 @@ class ScriptedInterviewer:
             return f"Let me repeat the question. {question}"
         return f"{self._acknowledge(request)} That was my last question. Thank you for your time, and goodbye."
 
+    async def draft_questions(self, *, title: str, role: str, skills: tuple[str, ...], count: int) -> list[dict]:
+        """One question per skill, after an introduction: the offline default for interviews that list skills."""
+        position = f" for the {role} role" if role else ""
+        questions = [{"text": f"To start, could you tell me about yourself and why you applied{position}?",
+                      "stage": "introduction"}]
+        questions += [{"text": f"Tell me about a time you relied on {skill}: what did you do, and how did it go?",
+                       "stage": "technical"} for skill in skills]
+        return questions[:count]
+
     @staticmethod
     def _acknowledge(request: InterviewerRequest) -> str:
         last_answer = next((line.text for line in reversed(request.conversation) if line.speaker == "candidate"), "")
