@@ -92,9 +92,10 @@ class _Vendors:
 
     def gemini(self, needed_by: str):
         if self._gemini is None:
+            api_key = self.key("GEMINI_API_KEY", needed_by)
             from .gemini_chat import make_client
 
-            self._gemini = make_client(api_key=self.key("GEMINI_API_KEY", needed_by),
+            self._gemini = make_client(api_key=api_key,
                                        base_url=self.get("GEMINI_BASE_URL") or None,
                                        timeout_s=self.config["LLM_DEADLINE_SECONDS"])
         return self._gemini
@@ -110,9 +111,10 @@ def _local_stt(vendor: _Vendors):
 
 
 def _openai_stt(vendor: _Vendors):
+    client = vendor.openai("REALTIME_STT=openai")
     from .openai_realtime import OpenAIRealtimeTranscription
 
-    return OpenAIRealtimeTranscription(vendor.openai("REALTIME_STT=openai"),
+    return OpenAIRealtimeTranscription(client,
                                        model=vendor.get("OPENAI_STT_MODEL", "gpt-4o-transcribe"),
                                        turn_detection=vendor.get("OPENAI_TURN_DETECTION", "server_vad"),
                                        silence_ms=vendor.config["END_OF_UTTERANCE_SILENCE_MS"])
@@ -126,18 +128,18 @@ def _local_llm(vendor: _Vendors):
     return ScriptedInterviewer(), None
 
 
-def _openai_llm(vendor: _Vendors):
+def _openai_llm(vendor: _Vendors, needed_by: str = "REALTIME_LLM=openai"):
+    client = vendor.openai(needed_by)
     from .openai_chat import OpenAIEvaluator, OpenAIInterviewer
 
-    client = vendor.openai("REALTIME_LLM=openai")
     model = vendor.get("OPENAI_LLM_MODEL", "gpt-4.1-mini")
     return OpenAIInterviewer(client, model=model), OpenAIEvaluator(client, model=model)
 
 
-def _gemini_llm(vendor: _Vendors):
+def _gemini_llm(vendor: _Vendors, needed_by: str = "REALTIME_LLM=gemini"):
+    client = vendor.gemini(needed_by)
     from .gemini_chat import GeminiEvaluator, GeminiInterviewer
 
-    client = vendor.gemini("REALTIME_LLM=gemini")
     model = vendor.get("GEMINI_LLM_MODEL", "gemini-2.5-flash")
     return GeminiInterviewer(client, model=model), GeminiEvaluator(client, model=model)
 
@@ -151,18 +153,20 @@ def _local_tts(vendor: _Vendors):
 
 
 def _openai_tts(vendor: _Vendors):
+    client = vendor.openai("REALTIME_TTS=openai")
     from .openai_speech import OpenAITextToSpeech
 
-    return OpenAITextToSpeech(vendor.openai("REALTIME_TTS=openai"),
+    return OpenAITextToSpeech(client,
                               model=vendor.get("OPENAI_TTS_MODEL", "gpt-4o-mini-tts"),
                               voice=vendor.get("OPENAI_TTS_VOICE", "alloy"),
                               sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
 
 
 def _elevenlabs_tts(vendor: _Vendors):
+    api_key = vendor.key("ELEVENLABS_API_KEY", "REALTIME_TTS=elevenlabs")
     from .elevenlabs_tts import ElevenLabsTextToSpeech
 
-    return ElevenLabsTextToSpeech(api_key=vendor.key("ELEVENLABS_API_KEY", "REALTIME_TTS=elevenlabs"),
+    return ElevenLabsTextToSpeech(api_key=api_key,
                                   voice_id=vendor.get("ELEVENLABS_VOICE_ID", "21m00Tcm4TlvDq8ikWAM"),
                                   model_id=vendor.get("ELEVENLABS_MODEL", "eleven_flash_v2_5"),
                                   base_url=vendor.get("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
@@ -182,10 +186,10 @@ def _synthetic(role: int) -> Callable:
 # --- speech to speech -------------------------------------------------------------------
 
 def _openai_realtime(vendor: _Vendors) -> Providers:
+    client = vendor.openai("REALTIME_PROVIDERS=openai-realtime")
+    interviewer, evaluator = _openai_llm(vendor, "REALTIME_PROVIDERS=openai-realtime")  # drafts questions and writes results
     from .openai_realtime import build_session_factory
 
-    client = vendor.openai("REALTIME_PROVIDERS=openai-realtime")
-    interviewer, evaluator = _openai_llm(vendor)  # drafts questions and writes results
     factory = build_session_factory(
         client,
         model=vendor.get("OPENAI_REALTIME_MODEL", "gpt-realtime"),
@@ -199,10 +203,11 @@ def _openai_realtime(vendor: _Vendors) -> Providers:
 
 
 def _gemini_live(vendor: _Vendors) -> Providers:
+    needed_by = "REALTIME_PROVIDERS=gemini-live"
+    client = vendor.gemini(needed_by)
+    interviewer, evaluator = _gemini_llm(vendor, needed_by)
     from .gemini_live import build_session_factory
 
-    client = vendor.gemini("REALTIME_PROVIDERS=gemini-live")
-    interviewer, evaluator = _gemini_llm(vendor)
     factory = build_session_factory(
         client,
         model=vendor.get("GEMINI_LIVE_MODEL", "gemini-live-2.5-flash-preview"),
