@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from .models import Interview, InterviewSession, Question, SessionResult, Turn
 
@@ -34,5 +35,34 @@ class InterviewSessionAdmin(admin.ModelAdmin):
 
 @admin.register(SessionResult)
 class SessionResultAdmin(admin.ModelAdmin):
-    list_display = ["session", "answered_questions", "created_at"]
-    readonly_fields = ["session", "summary", "answered_questions", "details", "created_at"]
+    list_display = ["session", "answered_questions", "analysis_status", "recommendation", "created_at"]
+    list_filter = ["analysis_status"]
+    readonly_fields = ["session", "summary", "answered_questions", "analysis_status", "recommendation",
+                       "analysis_summary", "analysis_by_question", "analysis_attempts", "analysis_error",
+                       "analysed_at", "details", "created_at"]
+    exclude = ["analysis"]
+
+    @admin.display(description="Recommendation")
+    def recommendation(self, result: SessionResult) -> str:
+        return result.analysis.get("recommendation", "").replace("_", " ")
+
+    @admin.display(description="Analysis")
+    def analysis_summary(self, result: SessionResult) -> str:
+        return result.analysis.get("summary", "")
+
+    @admin.display(description="By question")
+    def analysis_by_question(self, result: SessionResult) -> str:
+        questions = result.session.questions
+        rows = []
+        for item in result.analysis.get("questions", []):
+            index = item.get("index", 0)
+            question = questions[index]["text"] if 0 <= index < len(questions) else ""
+            rows.append((index + 1, question, item.get("score"), "; ".join(item.get("strengths", [])),
+                         "; ".join(item.get("concerns", [])), " / ".join(f"“{q}”" for q in item.get("evidence", []))))
+        if not rows:
+            return "-"
+        return format_html(
+            "<table><tr><th>#</th><th>Question</th><th>Score (1-5)</th><th>Strengths</th><th>Concerns</th>"
+            "<th>Evidence</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
