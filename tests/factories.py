@@ -24,8 +24,8 @@ class SessionInfo:
     token: str
 
 
-def make_session(*, questions=QUESTIONS, user_id: str | None = None) -> SessionInfo:
-    interview = Interview.objects.create(title="Test interview")
+def make_session(*, questions=QUESTIONS, user_id: str | None = None, skills: str = "", role: str = "") -> SessionInfo:
+    interview = Interview.objects.create(title="Test interview", skills=skills, role=role)
     for position, text in enumerate(questions):
         Question.objects.create(interview=interview, position=position, text=text)
     user_id = user_id or str(uuid.uuid4())
