@@ -2,6 +2,8 @@
 analysis of a finished session, through the socket, the real OpenAI SDK and a strict local
 stand-in for OpenAI's API (tests/fakes/openai_http.py)."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -9,7 +11,9 @@ from interviews.models import AnalysisStatus, InterviewSession, SessionResult, T
 from realtime import consumers
 from realtime.providers.registry import build_providers
 from tests.factories import QUESTIONS
-from tests.fakes.openai_http import FollowUp, HttpStatus, Json, openai_http_fake  # noqa: F401 (fixture)
+from tests.fakes.openai_http import (  # noqa: F401 (openai_http_fake is a fixture)
+    DropMidStream, FollowUp, Hang, HttpStatus, Json, MalformedEvent, openai_http_fake,
+)
 from tests.realtime.polling import until
 from tests.realtime.wsclient import Client
 
@@ -106,6 +110,7 @@ async def test_the_model_analyses_the_finished_session_in_the_background(live_se
     await client.auth(live_session)
     await heard(client)
     await answer(client, "I build payment systems in Python and Go.")
+    await client.expect("server-ai-text", text=QUESTIONS[1], timeout=10)  # the reply took its request
     # The analysis the model returns on the first try is refused by the checker (a score of 9),
     # so it is retried; the candidate's end is not held up by any of it.
     fake.script_chat(Json({"questions": [{"index": 0, "score": 9, "strengths": [], "concerns": [], "evidence": []}],
@@ -135,3 +140,31 @@ async def test_an_analysis_that_keeps_failing_is_marked_failed_for_recruiters(li
                          timeout=15, what="the failed analysis")
     assert failed.analysis_attempts == 2 and failed.analysis_error == "RateLimitError"
     assert fake.api_key not in failed.analysis_error
+
+
+@pytest.mark.parametrize("failure", [HttpStatus(429), HttpStatus(500), DropMidStream(after_chunks=1),
+                                     MalformedEvent(after_chunks=0), Hang()],
+                         ids=["rate-limited", "server-error", "dropped", "malformed", "hangs"])
+async def test_a_failing_model_gives_the_fallback_line_in_time_and_the_interview_goes_on(
+        session_factory, openai_interviewer, settings, caplog, failure):
+    fake = openai_interviewer
+    live_session = await database_sync_to_async(session_factory)(questions=(*QUESTIONS, "Why this role?"))
+    settings.REALTIME = {**settings.REALTIME, "LLM_DEADLINE_SECONDS": 1.5}
+    client = await Client.open()
+    await client.auth(live_session)
+    await heard(client)
+
+    fake.script_chat(failure)
+    started = asyncio.get_running_loop().time()
+    await answer(client, "I led the migration of our billing system.")
+    fallback = await client.expect("server-ai-text", text=QUESTIONS[1], timeout=5)
+    assert asyncio.get_running_loop().time() - started < 1.5 + 1.0, "the fallback comes within the deadline"
+    await heard(client, responseId=fallback["responseId"])
+
+    # The next answer is answered by the model again: one failure does not end anything.
+    await answer(client, "Python, for its libraries.")
+    await client.expect("server-ai-text", text="Why this role?", timeout=10)
+    await client.close()
+    await until(lambda: asyncio.sleep(0, fake.open_streams), lambda streams: streams == 0,
+                what="no request to the model left open")
+    assert not any(fake.api_key in record.getMessage() for record in caplog.records)
