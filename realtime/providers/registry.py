@@ -197,6 +197,7 @@ def _openai_realtime(vendor: _Vendors) -> Providers:
         transcription_model=vendor.get("OPENAI_STT_MODEL", "gpt-4o-transcribe"),
         turn_detection=vendor.get("OPENAI_TURN_DETECTION", "server_vad"),
         output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"],
+        silence_ms=vendor.config["END_OF_UTTERANCE_SILENCE_MS"],
     )
     return Providers(stt=None, interviewer=interviewer, tts=None, evaluator=evaluator,
                      session_factory=factory, name="openai-realtime")
