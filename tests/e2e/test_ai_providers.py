@@ -18,6 +18,7 @@ from tests.e2e.helpers import receive_until, stored_turns
 from tests.factories import chunks, silence, speech
 from tests.fakes.elevenlabs_http import ElevenLabsHttpFake
 from tests.fakes.openai_http import OpenAIHttpFake
+from tests.fakes.openai_realtime import OpenAIRealtimeFake
 from tests.servers import one_worker
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,20 @@ def openai_fake():
     yield fake
     fake.stop()
     assert list(fake.errors) == []
+
+
+@pytest.fixture(scope="module")
+def realtime_fake(openai_fake):
+    fake = OpenAIRealtimeFake(api_key=openai_fake.api_key).start()
+    yield fake
+    fake.stop()
+    assert list(fake.errors) == []
+
+
+def openai_env(openai_fake, realtime_fake, **extra) -> dict:
+    """Chat and speech at the HTTP fake, the Realtime WebSocket at its own fake: one key."""
+    return {"OPENAI_API_KEY": openai_fake.api_key, "OPENAI_BASE_URL": openai_fake.base_url,
+            "OPENAI_WEBSOCKET_BASE_URL": realtime_fake.websocket_base_url, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +171,46 @@ def test_local_recogniser_openai_interviewer_and_elevenlabs_voice(openai_fake, e
         assert "Recommendation" in page and "Score (1-5)" in page
         assert server.stats()["connections"] == 0
     assert asyncio.run(openai_fake.wait_idle()) and asyncio.run(elevenlabs_fake.wait_idle())
+
+
+def test_openai_pipeline(openai_fake, realtime_fake):
+    """Transcription over a Realtime transcription session, chat for the words, speech for the voice."""
+    with one_worker(env=openai_env(openai_fake, realtime_fake, REALTIME_PROVIDERS="openai")) as server:
+        speeches_before = len(openai_fake.speech_bodies())
+        info, seen = asyncio.run(spoken_interview(server))
+        # The fake hears the answer and transcribes it with its scripted words.
+        assert seen["final"]["transcript"] == realtime_fake_transcript()
+        assert any(query.get("intent") == "transcription" for query in realtime_fake.connect_queries)
+        assert len(openai_fake.speech_bodies()) > speeches_before
+        turns = stored_turns(server, info["sessionId"])
+        assert [t for t in turns if t["public_id"] == seen["reply"]][0]["interrupted"] is True
+        analysed_result_page(server, info["sessionId"])
+        assert server.stats()["connections"] == 0
+    assert realtime_fake.open_connections == 0
+
+
+def test_openai_realtime_speech_to_speech(openai_fake, realtime_fake):
+    """One Realtime connection per session; a barge-in truncates the reply at what was heard."""
+    with one_worker(env=openai_env(openai_fake, realtime_fake, REALTIME_PROVIDERS="openai-realtime")) as server:
+        truncates_before = len(realtime_fake.truncates)
+        info, seen = asyncio.run(spoken_interview(server))
+        assert seen["final"]["transcript"] == realtime_fake_transcript()
+        truncates = list(realtime_fake.truncates)[truncates_before:]
+        assert truncates, "the interrupted reply was truncated in the provider's conversation"
+        _item, heard_ms = truncates[-1]
+        assert 0 < heard_ms < 10_000
+        turns = stored_turns(server, info["sessionId"])
+        reply = [t for t in turns if t["public_id"] == seen["reply"]]
+        assert reply and reply[0]["interrupted"] is True
+        analysed_result_page(server, info["sessionId"])
+        assert server.stats()["connections"] == 0
+    deadline = time.monotonic() + 5
+    while realtime_fake.open_connections and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert realtime_fake.open_connections == 0, "no provider connection is left open after the session"
+
+
+def realtime_fake_transcript() -> str:
+    from tests.fakes.openai_realtime import DEFAULT_TRANSCRIPT
+
+    return DEFAULT_TRANSCRIPT
