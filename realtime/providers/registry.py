@@ -205,12 +205,16 @@ def _openai_realtime(vendor: _Vendors) -> Providers:
 
 def _gemini_live(vendor: _Vendors) -> Providers:
     needed_by = "REALTIME_PROVIDERS=gemini-live"
-    client = vendor.gemini(needed_by)
-    interviewer, evaluator = _gemini_llm(vendor, needed_by)
+    vendor.gemini(needed_by)  # the key is checked before anything is imported
+    interviewer, evaluator = _gemini_llm(vendor, needed_by)  # drafts questions and writes results
+    from .gemini_chat import make_client
     from .gemini_live import build_session_factory
 
+    live_client = make_client(api_key=vendor.key("GEMINI_API_KEY", needed_by),
+                              base_url=vendor.get("GEMINI_LIVE_BASE_URL") or vendor.get("GEMINI_BASE_URL") or None,
+                              timeout_s=vendor.config["LLM_DEADLINE_SECONDS"])
     factory = build_session_factory(
-        client,
+        live_client,
         model=vendor.get("GEMINI_LIVE_MODEL", "gemini-live-2.5-flash-preview"),
         voice=vendor.get("GEMINI_VOICE", "Kore"),
         output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"],

@@ -17,6 +17,8 @@ import pytest
 from tests.e2e.helpers import receive_until, stored_turns
 from tests.factories import chunks, silence, speech
 from tests.fakes.elevenlabs_http import ElevenLabsHttpFake
+from tests.fakes.gemini_http import FakeGeminiHttp
+from tests.fakes.gemini_live import FakeGeminiLive
 from tests.fakes.openai_http import OpenAIHttpFake
 from tests.fakes.openai_realtime import OpenAIRealtimeFake
 from tests.servers import one_worker
@@ -112,7 +114,7 @@ async def spoken_interview(server) -> tuple[dict, dict]:
 
         _, thinking = await inbox.wait("server-ai-thinking", count=2, timeout=20)
         reply = thinking["responseId"]
-        await inbox.wait("server-ai-speech-chunk", count=5, responseId=reply, timeout=20)
+        await inbox.wait("server-ai-speech-chunk", count=20, responseId=reply, timeout=20)  # some words heard
         await ws.send(json.dumps({"type": "client-interrupt"}))
         acked_at, acked = await inbox.wait("server-ai-interrupted", responseId=reply, timeout=5)
         await asyncio.sleep(1.0)
@@ -214,3 +216,25 @@ def realtime_fake_transcript() -> str:
     from tests.fakes.openai_realtime import DEFAULT_TRANSCRIPT
 
     return DEFAULT_TRANSCRIPT
+
+
+def test_gemini_live_speech_to_speech():
+    """Gemini Live over TLS (google-genai forces wss), the text model for drafting and analysis."""
+    text_fake, live_fake = FakeGeminiHttp().start(), FakeGeminiLive().start()
+    env = {"REALTIME_PROVIDERS": "gemini-live", "GEMINI_API_KEY": live_fake.api_key,
+           "GEMINI_BASE_URL": text_fake.base_url, "GEMINI_LIVE_BASE_URL": live_fake.base_url,
+           "SSL_CERT_FILE": live_fake.ca_file}
+    try:
+        assert text_fake.api_key == live_fake.api_key
+        with one_worker(env=env) as server:
+            info, seen = asyncio.run(spoken_interview(server))
+            assert seen["final"]["transcript"].strip()
+            assert live_fake.records and all(record.setup for record in live_fake.records)
+            turns = stored_turns(server, info["sessionId"])
+            assert [t for t in turns if t["public_id"] == seen["reply"]][0]["interrupted"] is True
+            analysed_result_page(server, info["sessionId"])
+        live_fake.wait_for_connections(0)
+    finally:
+        text_fake.stop()
+        live_fake.stop()
+    assert text_fake.errors == [] and live_fake.errors == []
