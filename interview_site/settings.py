@@ -226,6 +226,9 @@ REALTIME = {
     # How long a write may be retried while the database is unreachable; a candidate's
     # answer is acknowledged only once it is stored, or refused after this.
     "WRITE_RETRY_SECONDS": env_float("REALTIME_WRITE_RETRY_SECONDS", 10.0),
+    # A worker renews the leases of its live sessions every third of this; a live session
+    # whose lease ran out (its worker died) is marked disconnected (realtime/leases.py). 0: off.
+    "LEASE_SECONDS": env_float("REALTIME_LEASE_SECONDS", 15.0),
     # A client that stops reading: above this many unsent bytes nothing more is produced
     # for it, and it is closed (4015) if it has not caught up within SLOW_READER_SECONDS.
     "OUTBOUND_HIGH_WATER_BYTES": env_int("REALTIME_OUTBOUND_HIGH_WATER_BYTES", 512 * 1024),
@@ -246,6 +249,17 @@ REALTIME = {
     # Evaluation by the language model after a session ends (in the background).
     "EVALUATION_ATTEMPTS": env_int("REALTIME_EVALUATION_ATTEMPTS", 3),
     "EVALUATION_DEADLINE_SECONDS": env_float("REALTIME_EVALUATION_DEADLINE_SECONDS", 60.0),
+    # Opt-in socket-operation log: every message's type, size and timing per connection
+    # (logger realtime.socketlog), both dialects; never tokens, audio or answer text.
+    "LOG_MESSAGES": env_bool("REALTIME_LOG_MESSAGES", False),
+    # The text-era socket (/ws): how long its signed question-audio links stay valid, where
+    # rendered lines are kept (default VAR_DIR/question-audio) and how many, and how long
+    # the socket stays open after the end for a pending language-model analysis.
+    "QUESTION_AUDIO_URL_SECONDS": env_int("REALTIME_QUESTION_AUDIO_URL_SECONDS", 2 * 3600),
+    "QUESTION_AUDIO_DIR": os.environ.get("REALTIME_QUESTION_AUDIO_DIR", ""),
+    "QUESTION_AUDIO_CACHE_FILES": env_int("REALTIME_QUESTION_AUDIO_CACHE_FILES", 5000),
+    "QUESTION_AUDIO_RENDER_SECONDS": env_float("REALTIME_QUESTION_AUDIO_RENDER_SECONDS", 30.0),
+    "RESULTS_WAIT_SECONDS": env_float("REALTIME_RESULTS_WAIT_SECONDS", 120.0),
 }
 
 # Operators' JSON view of a worker (/api/ops/stats); off unless a token is set.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from realtime.health import healthz, readyz
+from realtime.question_audio import question_audio
 from realtime.views import ops_stats, prometheus_metrics
 
 urlpatterns = [
@@ -10,5 +11,6 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("api/sessions/<uuid:session_id>/question-audio/<str:token>.wav", question_audio, name="question-audio"),
     path("", include("interviews.urls")),
 ]

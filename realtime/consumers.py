@@ -25,12 +25,14 @@ from . import protocol as p
 from . import shutdown
 from .auth import AuthError, Identity, get_token_verifier
 from .consumer_base import RealtimeConsumer
+from .dialects import VoiceDialect
 from .groups import live_group, owner_group
 from .inbound import InboundLimits
 from .layer import LAYER_ERRORS, memberships, with_one_retry
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
 from .sessions import session_is_live, session_questions_ensure, session_take
+from .socketlog import SocketLog, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ _UNAVAILABLE = ("server_unavailable", "The interview service is busy right now; 
 
 
 class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
+    """The voice socket; with another `dialect_class`, another wire format of the same
+    session (see realtime/dialects and realtime/text_socket.py)."""
+
+    dialect_class = VoiceDialect
     # What cleanup() may find, however early the connection ended.
     runtime: SessionRuntime | None = None
     session_id: str | None = None
@@ -56,12 +62,17 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     auth_timer: asyncio.Task | None = None
     auth_task: asyncio.Task | None = None
     expiry_timer: asyncio.Task | None = None
+    socket_log: SocketLog | None = None
+    close_code: int | None = None
+    finished = False  # the interview ended on this connection (it may stay open a moment)
 
     async def connect(self):
         if shutdown.draining:  # this worker is stopping: refused at the handshake, the client retries
             await self.close()
             return
         self.limits = settings.REALTIME
+        self.dialect = self.dialect_class()
+        self.socket_log = SocketLog.for_connection(self.dialect.name)
         self.identity: Identity | None = None
         self.connection_number: int | None = None
         self.stalled_since: float | None = None
@@ -74,6 +85,8 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self.closed = True
+        if self.close_code is None:
+            self.close_code = code
         log.info("session %s: connection closed (code %s)", self.session_id or "-", code)
 
     async def cleanup(self) -> None:
@@ -96,6 +109,8 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                     await memberships.discard(self.channel_layer, owner_group(self.session_id), self.channel_name)
                 except Exception:  # the layer being down must not keep anything alive
                     log.warning("session %s: could not leave the owner group", self.session_id)
+            if self.socket_log is not None:
+                self.socket_log.closed(self.close_code)
 
     async def shut_down(self) -> None:
         await self._close(p.CloseCode.SERVER_RESTARTING)  # nothing more is sent once this is
@@ -104,29 +119,47 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.closed:  # queued behind our own close: nobody is listening any more
             return
+        if self.socket_log is None:
+            await self._receive(text_data, bytes_data)
+            return
+        started = time.monotonic()
+        kind = "binary" if bytes_data is not None else "invalid"
+        try:
+            kind = await self._receive(text_data, bytes_data) or kind
+        finally:
+            size = len(bytes_data) if bytes_data is not None else utf8_size(text_data or "")
+            self.socket_log.received(kind, size, started)
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> str | None:
+        """Handle one frame; returns its type as the client named it, once parsed (for the log)."""
         if bytes_data is not None:
             await self._error("binary_not_supported", "Send JSON text messages (see docs/protocol.md).")
-            return
+            return None
         authenticated = self.runtime is not None
         refusal = self.inbound.check_message(text_data, authenticated=authenticated, backlog=self.inbound_backlog())
         if refusal is not None:
             code, message, close_code = refusal
             log.warning("session %s: %s; closing", self.session_id or "-", code)
             await self._refuse_or_error(code, message, close_code, authenticated=authenticated)
-            return
+            return "refused"
         try:
-            message = p.parse_client_message(text_data)
+            message = self.dialect.parse(text_data)
         except p.ProtocolError as error:
             await self._error(error.code, error.message)
-            return
+            return "unknown" if error.code == "unknown_type" else None
+        kind = self.dialect.wire_name(message.type)
         if not authenticated:
             await self._before_auth(message)
-            return
+            return kind
+        if self.finished and message.type != p.CLIENT_PING:
+            await self._error("session_finished", "This interview has ended.")
+            return kind
         if message.type in p.CONTROL_MESSAGES and not self.inbound.control_allowed():
             if self.inbound.error_throttle.ready():
                 await self._error("rate_limited", "Too many control messages; this one was ignored.")
-            return
+            return kind
         await self._HANDLERS[message.type](self, message)
+        return kind
 
     # --- authentication ----------------------------------------------------------------
 
@@ -174,7 +207,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         except SessionAccessError as error:
             self._release_user_slot()
             log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
-            await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
+            await self._refuse_access(error, session_id)
             return
         # Join the owner group before anything else, so a connection that claims the
         # session after us (on any worker) always reaches us.
@@ -188,7 +221,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         except SessionAccessError as error:
             self._release_user_slot()
             log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
-            await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
+            await self._refuse_access(error, session_id)
             return
         self.connection_number = snapshot.connection_number
         config = RuntimeConfig.from_settings(self.limits)
@@ -196,13 +229,16 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         snapshot = await session_questions_ensure(snapshot, interviewer=providers.interviewer,
                                                   count=self.limits["DRAFTED_QUESTIONS"],
                                                   deadline_s=self.limits["LLM_DEADLINE_SECONDS"])
+        if self.socket_log is not None:
+            self.socket_log.session_id = session_id
         self.runtime = SessionRuntime(
             snapshot=snapshot,
-            providers=providers,
+            providers=self.session_providers(providers),
             config=config,
             send=self._send_text,
+            encode=self.dialect.encode,
             publish=self._publish_live,
-            close=self._close,
+            close=self._runtime_close,
         )
         # One owner, always: whoever joined at the same moment with a lower number lets go.
         await with_one_retry(self.channel_layer.group_send, owner_group(session_id), {
@@ -213,7 +249,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             return  # cleanup() stops the runtime
         log.info("session %s: authenticated user %s (%s)", self.session_id, self.user_id,
                  "resumed" if resumed else "new")
-        await self._send_text(p.server_message(
+        await self._emit(
             p.SERVER_AUTH_SUCCESS,
             message="Authenticated successfully. Ready to begin.",
             sessionId=self.session_id,
@@ -227,7 +263,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             status=snapshot.status,
             conversation=history,
             expiresAt=identity.expires_at,
-        ))
+        )
         self.expiry_timer = asyncio.create_task(self._expire_token())
         await self.runtime.start(resumed=resumed)
 
@@ -282,8 +318,20 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         await self._close(p.CloseCode.AUTH_FAILED)
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
-        await self._send_text(p.server_message(p.SERVER_AUTH_FAILURE, error=message, code=code))
+        await self._emit(p.SERVER_AUTH_FAILURE, error=message, code=code)
         await self._close(close_code)
+
+    async def _refuse_access(self, error: SessionAccessError, session_id: str) -> None:
+        """The token is good but the session may not be joined (not found, another user's, ended)."""
+        await self._refuse(error.code, error.message, _ACCESS_CLOSE_CODES[error.code])
+
+    def session_providers(self, providers):
+        """The providers this dialect's sessions run with (the voice socket: all of them)."""
+        return providers
+
+    async def _runtime_close(self, code: int) -> None:
+        """The runtime closes the connection (the interview ended)."""
+        await self._close(code)
 
     async def _refuse_or_error(self, code: str, message: str, close_code: int, *, authenticated: bool) -> None:
         if authenticated:
@@ -324,7 +372,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self._error("token_wrong_user", "The new token belongs to another user.")
             return
         self.identity = identity
-        await self._send_text(p.server_message(p.SERVER_TOKEN_REFRESHED, expiresAt=identity.expires_at))
+        await self._emit(p.SERVER_TOKEN_REFRESHED, expiresAt=identity.expires_at)
 
     async def _on_interrupt(self, message: p.ClientMessage) -> None:
         with metrics.BARGE_IN.time():
@@ -344,7 +392,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     async def _on_ping(self, message: p.ClientMessage) -> None:
         # Browsers cannot see WebSocket pings: this lets the page notice a half-open socket.
-        await self._send_text(p.server_message(p.SERVER_PONG, id=message.payload["id"]))
+        await self._emit(p.SERVER_PONG, id=message.payload["id"])
 
     _HANDLERS = {
         p.CLIENT_AUTH: _on_auth_again,
@@ -397,6 +445,12 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     # --- output ------------------------------------------------------------------------
 
+    async def _emit(self, kind: str, **payload) -> None:
+        """An event of the voice protocol's, as this connection's dialect renders it."""
+        frame = self.dialect.encode(kind, **payload)
+        if frame is not None:
+            await self._send_text(frame)
+
     async def _send_text(self, text: str) -> None:
         if self.closed:
             return
@@ -407,6 +461,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self.send(text_data=text)
         except Exception:  # the client went away under us (autobahn's Disconnected): nothing to tell it
             self.closed = True
+            return
+        if self.socket_log is not None:
+            self.socket_log.sent(text)
 
     async def _reader_caught_up(self) -> bool:
         """The client is not reading. Producers (the interviewer's speech) wait for it;
@@ -431,11 +488,12 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         return False
 
     async def _error(self, code: str, message: str) -> None:
-        await self._send_text(p.server_message(p.SERVER_ERROR, code=code, error=message))
+        await self._emit(p.SERVER_ERROR, code=code, error=message)
 
     async def _close(self, code: int) -> None:
         if not self.closed:
             self.closed = True
+            self.close_code = int(code)
             metrics.CLOSED_BY_SERVER.labels(str(int(code))).inc()
             try:
                 await self.close(code=int(code))

@@ -124,6 +124,18 @@ def utf8_length_exceeds(text: str, limit: int) -> bool:
 
 
 def parse_client_message(text: str) -> ClientMessage:
+    kind, payload = decode_envelope(text)
+    if kind not in _VALIDATORS:
+        raise ProtocolError("unknown_type", f"Unknown message type '{kind[:40]}'.")
+    return validate_command(kind, payload)
+
+
+def decode_envelope(text: str, *, flat_payload: bool = False) -> tuple[str, dict]:
+    """`{"type", "payload"}` -> (type, payload), or ProtocolError.
+
+    With `flat_payload` (the text dialect), a message without a `payload` object may
+    carry its fields beside `type`, as earlier clients sent them.
+    """
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
@@ -133,15 +145,21 @@ def parse_client_message(text: str) -> ClientMessage:
     kind = message.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "A message must be a JSON object with a 'type'.")
+    if flat_payload and "payload" not in message:
+        return kind, {key: value for key, value in message.items() if key != "type"}
     payload = message.get("payload", {})
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
         raise ProtocolError("invalid_payload", f"The payload of '{kind[:40]}' must be a JSON object.")
-    validate = _VALIDATORS.get(kind)
-    if validate is None:
-        raise ProtocolError("unknown_type", f"Unknown message type '{kind[:40]}'.")
-    return validate(kind, payload)
+    return kind, payload
+
+
+def validate_command(command: str, payload: dict, *, wire_name: str | None = None) -> ClientMessage:
+    """Check a payload as the internal command `command` (a client message type above);
+    `wire_name` is what the sender called it, for the error messages."""
+    message = _VALIDATORS[command](wire_name or command, payload)
+    return message if message.type == command else ClientMessage(command, message.payload, message.audio)
 
 
 def decode_audio(data: Any) -> bytes:

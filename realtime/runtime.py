@@ -92,6 +92,7 @@ class RuntimeConfig:
 
 
 SendText = Callable[[str], Awaitable[None]]
+Encode = Callable[..., "str | None"]  # (kind, **payload) -> the frame of the connection's dialect, or None
 Publish = Callable[[dict], Awaitable[None]]
 Close = Callable[[int], Awaitable[None]]
 
@@ -106,11 +107,13 @@ class SessionRuntime:
         send: SendText,
         publish: Publish,
         close: Close,
+        encode: Encode = p.server_message,
     ):
         self.snapshot = snapshot
         self._providers = providers
         self._config = config
         self._send_text = send
+        self._encode = encode
         self._publish = publish
         self._close = close
         self._question_index = snapshot.question_index
@@ -466,9 +469,7 @@ class SessionRuntime:
                         self._asking_follow_up(response, request)
                         continue
                     response.mark("llm_first_token_ms")
-                    for sentence in chunker.push(fragment):
-                        response.planned.append(sentence)
-                        sentences.put_nowait(sentence)
+                    self._plan(response, sentences, chunker.push(fragment))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -479,13 +480,17 @@ class SessionRuntime:
                 response.source = "fallback"
                 response.kind, response.question_index = planned_as
                 chunker = SentenceChunker()
-                chunker.push(self._fallback_line(request))
+                self._plan(response, sentences, chunker.push(self._fallback_line(request)))
         finally:
             response.metrics.update({f"llm_{name}": value for name, value in request.usage.items()})
-        for sentence in chunker.flush():
+        self._plan(response, sentences, chunker.flush())
+        sentences.put_nowait(None)
+
+    @staticmethod
+    def _plan(response: Response, sentences: asyncio.Queue, pieces: list[str]) -> None:
+        for sentence in pieces:
             response.planned.append(sentence)
             sentences.put_nowait(sentence)
-        sentences.put_nowait(None)
 
     def _asking_follow_up(self, response: Response, request: InterviewerRequest) -> None:
         """The interviewer chose to ask about the answer just given before moving on."""
@@ -601,4 +606,6 @@ class SessionRuntime:
     async def _send(self, kind: str, **payload) -> None:
         if self._stopped:
             return
-        await self._send_text(p.server_message(kind, **payload))
+        frame = self._encode(kind, **payload)
+        if frame is not None:
+            await self._send_text(frame)

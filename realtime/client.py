@@ -1,0 +1,706 @@
+"""A terminal client for the interview sockets: smoke-test a deployment, or hold an interview.
+
+    python -m realtime.client --url https://interview.example.com --session <id> \\
+        --answer "I build backend services." --answer @answer.wav      # the voice socket
+    python -m realtime.client --url ... --session <id> --dialect text --answer "..."  # /ws
+
+The access token comes from $INTERVIEW_TOKEN (or --token, which other users of the
+machine can see in the process list). `--join` takes the JSON line that
+`python manage.py demo_session` prints ({sessionId, token, url}), or a file holding it.
+
+Automated (answers given with --answer or --script): runs the whole interview, each
+answer when the interviewer has finished its line (in the voice dialect, once its audio
+would have been heard). An answer is typed text, `@file.wav` (streamed in real time as
+speech, voice dialect only), or a command: /pause, /resume, /end [reason]. Prints the
+transcript and each turn's latency, and exits 0 only if the interview ran to its end
+without an error (1 otherwise; 2 for bad arguments). After the last answer the client
+ends the interview itself if questions remain.
+
+Interactive (--interactive, or no answers): type answers, or /pause, /resume,
+/interrupt, /end [reason], /wav FILE (voice dialect), /quit; the interviewer's captions,
+your live transcript and the session's state print as they arrive. No sound device is
+needed: the interviewer's audio is counted, not played.
+
+The client needs only `websockets` (and numpy, plus soxr when a WAV's sample rate
+differs from the server's, for speech answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+PATHS = {"voice": "/api/interview-socket", "text": "/ws"}
+CHUNK_MS = 40
+TRAILING_SILENCE_MS = 3000  # the most silence streamed after a spoken answer, waiting to be heard
+
+
+class ClientError(Exception):
+    """Something went wrong: the run fails with this message."""
+
+
+@dataclass
+class Event:
+    kind: str  # started, typing, caption, line, audio, live, heard, state, paused, resumed, ended, results, error, pong
+    data: dict
+    at: float = field(default_factory=time.monotonic)
+
+
+# --- the two dialects, as the client speaks them -------------------------------------------
+
+class VoiceWire:
+    name = "voice"
+
+    def __init__(self):
+        self.output_rate = 24000
+        self.input_rate = 16000
+        self._sentences: dict[str, list[str]] = {}
+
+    def auth(self, token: str, session_id: str) -> str:
+        return _frame("client-auth", token=token, sessionId=session_id)
+
+    def answer(self, text: str) -> str:
+        return _frame("client-text-message", text=text)
+
+    def pause(self) -> str:
+        return _frame("client-pause")
+
+    def resume(self) -> str:
+        return _frame("client-resume")
+
+    def end(self, reason: str) -> str:
+        return _frame("client-end", reason=reason) if reason else _frame("client-end")
+
+    def interrupt(self) -> str | None:
+        return _frame("client-interrupt")
+
+    def audio(self, pcm: bytes) -> str:
+        return _frame("client-audio-chunk", data=base64.b64encode(pcm).decode("ascii"))
+
+    def events(self, kind: str, payload: dict) -> list[Event]:
+        if kind == "server-auth-success":
+            self.input_rate = payload["audio"]["input"]["sampleRate"]
+            self.output_rate = payload["audio"]["output"]["sampleRate"]
+            return [Event("started", payload)]
+        if kind == "server-ai-thinking":
+            self._sentences[payload["responseId"]] = []
+            return [Event("typing", {"typing": True, **payload})]
+        if kind == "server-ai-text":
+            self._sentences.setdefault(payload["responseId"], []).append(payload["text"])
+            return [Event("caption", payload)]
+        if kind == "server-ai-speech-chunk":
+            ms = len(base64.b64decode(payload["data"])) / 2 / self.output_rate * 1000
+            return [Event("audio", {"responseId": payload["responseId"], "ms": ms, "seq": payload["seq"]})]
+        if kind == "server-ai-speech-end":
+            text = " ".join(self._sentences.pop(payload["responseId"], []))
+            return [Event("line", {"responseId": payload["responseId"], "text": text, "audioUrl": None})]
+        if kind == "server-ai-interrupted":
+            self._sentences.pop(payload.get("responseId"), None)
+            return [Event("interrupted", payload)]
+        if kind == "server-live-transcript":
+            return [Event("live", {"text": payload["transcript"]})]
+        if kind == "server-final-transcript":
+            return [Event("heard", {"text": payload["transcript"], "turnId": payload["turnId"],
+                                    "source": payload["source"]})]
+        if kind == "server-session-state":
+            return [Event("state", payload)]
+        if kind == "server-session-ended":
+            return [Event("ended", payload)]
+        if kind in ("server-error", "server-auth-failure"):
+            return [Event("error", {"code": payload.get("code"), "message": payload.get("error", "")})]
+        if kind == "server-pong":
+            return [Event("pong", payload)]
+        return []
+
+
+class TextWire:
+    name = "text"
+    input_rate = output_rate = 0
+
+    def auth(self, token: str, session_id: str) -> str:
+        return _frame("START_INTERVIEW", token=token, sessionId=session_id)
+
+    def answer(self, text: str) -> str:
+        return _frame("USER_MESSAGE", text=text)
+
+    def pause(self) -> str:
+        return _frame("PAUSE_INTERVIEW")
+
+    def resume(self) -> str:
+        return _frame("RESUME_INTERVIEW")
+
+    def end(self, reason: str) -> str:
+        return _frame("END_INTERVIEW", reason=reason) if reason else _frame("END_INTERVIEW")
+
+    def interrupt(self) -> str | None:
+        return None  # nothing is spoken on the text socket
+
+    def audio(self, pcm: bytes) -> str:
+        raise ClientError("the text dialect does not take audio: use --dialect voice for WAV answers")
+
+    _KINDS = {"INTERVIEW_STARTED": "started", "AI_TYPING": "typing", "AI_MESSAGE": "line",
+              "MESSAGE_RECEIVED": "heard", "INTERVIEW_STATE": "state", "INTERVIEW_PAUSED": "state",
+              "INTERVIEW_RESUMED": "state", "INTERVIEW_ENDED": "ended", "INTERVIEW_RESULTS": "results",
+              "ERROR": "error", "PONG": "pong"}
+
+    def events(self, kind: str, payload: dict) -> list[Event]:
+        mapped = self._KINDS.get(kind)
+        return [Event(mapped, payload)] if mapped else []
+
+
+def _frame(kind: str, **payload: Any) -> str:
+    return json.dumps({"type": kind, "payload": payload} if payload else {"type": kind})
+
+
+# --- one connection ------------------------------------------------------------------------
+
+class Connection:
+    """The socket, read in the background into a queue of dialect-neutral events."""
+
+    def __init__(self, ws, wire, *, on_event=None):
+        self.ws = ws
+        self.wire = wire
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.on_event = on_event
+        self.close_code: int | None = None
+        self.audio_ms: dict[str, float] = {}  # interviewer audio received, per response
+        self.first_audio_at: dict[str, float] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                if isinstance(raw, bytes):
+                    continue
+                message = json.loads(raw)
+                for event in self.wire.events(message.get("type"), message.get("payload") or {}):
+                    if event.kind == "audio":
+                        response = event.data["responseId"]
+                        self.first_audio_at.setdefault(response, event.at)
+                        self.audio_ms[response] = self.audio_ms.get(response, 0.0) + event.data["ms"]
+                    if self.on_event is not None:
+                        self.on_event(event)
+                    self.queue.put_nowait(event)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self.queue.put_nowait(None)
+
+    async def send(self, frame: str | None) -> None:
+        if frame is not None:
+            await self.ws.send(frame)
+
+    async def next(self, timeout: float) -> Event | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
+        except TimeoutError:
+            raise ClientError(f"nothing from the server in {timeout:.0f} s") from None
+
+
+async def open_connection(url: str, origin: str | None, wire, *, on_event=None) -> Connection:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        ws = await connect(url, origin=origin, max_size=2**22, open_timeout=15)
+    except InvalidStatus as refused:
+        raise ClientError(f"the server refused the connection (HTTP {refused.response.status_code}); "
+                          "check the URL and --origin") from None
+    except (OSError, TimeoutError) as error:
+        raise ClientError(f"cannot connect to {url}: {error}") from None
+    return Connection(ws, wire, on_event=on_event)
+
+
+# --- automated mode ----------------------------------------------------------------------------
+
+@dataclass
+class Turn:
+    answer: str
+    sent_at: float  # when the answer ended (typed: sent; spoken: its last audio chunk)
+    heard_at: float | None = None
+    heard: str | None = None
+    reply_at: float | None = None  # the interviewer's first output after it
+
+
+class Run:
+    def __init__(self, conn: Connection, out, *, timeout: float, wait_analysis: bool):
+        self.conn = conn
+        self.out = out
+        self.timeout = timeout
+        self.wait_analysis = wait_analysis
+        self.transcript: list[dict] = []
+        self.turns: list[Turn] = []
+        self.problems: list[str] = []
+        self.state: dict = {}
+        self.started: dict = {}
+        self.ended: dict | None = None
+        self.results: list[dict] = []
+        self.pending: list[Event] = []  # read while waiting for something else
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    async def wait_for(self, *kinds: str, timeout: float | None = None) -> Event:
+        """The next event of `kinds`; the others are noted on the way (errors, state)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            event = await self.conn.next(max(0.1, deadline - time.monotonic()))
+            if event is None:
+                raise ClientError(f"the server closed the connection (code {self.conn.close_code}) "
+                                  f"while waiting for {'/'.join(kinds)}")
+            self.note(event)
+            if event.kind in kinds:
+                return event
+            if event.kind == "ended" and "ended" not in kinds:
+                raise ClientError(f"the interview ended while waiting for {'/'.join(kinds)}")
+            if time.monotonic() > deadline:
+                raise ClientError(f"no {'/'.join(kinds)} in {timeout or self.timeout:.0f} s")
+
+    def note(self, event: Event) -> None:
+        if event.kind == "error":
+            self.problems.append(f"server error {event.data.get('code')}: {event.data.get('message')}")
+            self.say(f"! error {event.data.get('code')}: {event.data.get('message')}")
+        elif event.kind == "state":
+            self.state = event.data
+        elif event.kind == "ended":
+            self.ended = event.data
+        elif event.kind == "results":
+            self.results.append(event.data)
+        elif event.kind in ("audio", "caption", "line") and self.turns and self.turns[-1].reply_at is None \
+                and self.turns[-1].heard_at is not None:  # the interviewer's first words or sound
+            self.turns[-1].reply_at = event.at
+
+    async def start(self, token: str, session_id: str) -> None:
+        await self.conn.send(self.conn.wire.auth(token, session_id))
+        event = await self.wait_for("started")
+        self.started = event.data
+        self.state = {k: event.data[k] for k in ("status", "questionIndex", "questionCount") if k in event.data}
+        self.say(f"connected ({self.conn.wire.name} dialect): session {event.data['sessionId']}, "
+                 f"{event.data['questionCount']} questions, "
+                 f"{'resumed at question ' + str(event.data['questionIndex'] + 1) if event.data['resumed'] else 'new'}")
+        for line in event.data.get("conversation", []):
+            self.transcript.append({"speaker": line["speaker"], "text": line["text"], "earlier": True})
+            self.say(f"  (earlier) {line['speaker']}: {line['text']}")
+
+    async def interviewer_line(self) -> dict:
+        """The interviewer's next whole line; in the voice dialect, once its audio was heard."""
+        event = await self.wait_for("line")
+        response = event.data["responseId"]
+        if self.conn.wire.name == "voice" and response in self.conn.first_audio_at:
+            heard_at = self.conn.first_audio_at[response] + self.conn.audio_ms[response] / 1000
+            await asyncio.sleep(max(0.0, heard_at - time.monotonic()))
+        self.transcript.append({"speaker": "interviewer", "text": event.data["text"],
+                                "audioUrl": event.data.get("audioUrl")})
+        audio = f"  [audio {event.data['audioUrl']}]" if event.data.get("audioUrl") else ""
+        if response in self.conn.audio_ms:
+            audio = f"  [{self.conn.audio_ms[response] / 1000:.1f} s of speech]"
+        self.say(f"interviewer: {event.data['text']}{audio}")
+        return event.data
+
+    async def answer_text(self, text: str) -> None:
+        await self.conn.send(self.conn.wire.answer(text))
+        await self._acknowledged(Turn(answer=text, sent_at=time.monotonic()))
+
+    async def answer_wav(self, path: Path) -> None:
+        wire = self.conn.wire
+        pcm = read_wav(path, wire.input_rate)
+        chunk_bytes = wire.input_rate * CHUNK_MS // 1000 * 2
+        started = time.monotonic()
+        sent = 0
+        for offset in range(0, len(pcm), chunk_bytes):
+            await self.conn.send(wire.audio(pcm[offset:offset + chunk_bytes]))
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent * CHUNK_MS / 1000 - time.monotonic()))
+        turn = Turn(answer=f"@{path.name}", sent_at=time.monotonic())
+        # Silence, as a microphone would go on sending, until the server hears the end.
+        silence = bytes(chunk_bytes)
+        streaming = asyncio.create_task(self._stream_silence(silence, started, sent))
+        try:
+            await self._acknowledged(turn)
+        finally:
+            streaming.cancel()
+
+    async def _stream_silence(self, chunk: bytes, started: float, sent: int) -> None:
+        for _ in range(TRAILING_SILENCE_MS // CHUNK_MS):
+            await self.conn.send(self.conn.wire.audio(chunk))
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent * CHUNK_MS / 1000 - time.monotonic()))
+
+    async def _acknowledged(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        event = await self.wait_for("heard")
+        turn.heard_at, turn.heard = event.at, event.data["text"]
+        self.transcript.append({"speaker": "candidate", "text": turn.heard})
+        self.say(f"you: {turn.heard}  [stored after {(turn.heard_at - turn.sent_at) * 1000:.0f} ms]")
+
+    async def command(self, name: str, argument: str) -> bool:
+        """/pause, /resume or /end; True when the interviewer will speak next."""
+        wire = self.conn.wire
+        if name == "/pause":
+            await self.conn.send(wire.pause())
+            await self._status("paused")
+            self.say("(paused)")
+            return False
+        if name == "/resume":
+            await self.conn.send(wire.resume())
+            await self._status("live")
+            self.say("(resumed)")
+            return True
+        if name == "/end":
+            await self.conn.send(wire.end(argument))
+            return False
+        raise ClientError(f"unknown command {name} in the script")
+
+    async def _status(self, status: str) -> None:
+        while True:
+            event = await self.wait_for("state")
+            if event.data.get("status") == status:
+                return
+
+    def questions_remain(self) -> bool:
+        return self.state.get("questionIndex", 0) < self.state.get("questionCount", 0)
+
+    async def finish(self) -> None:
+        if self.ended is None:
+            await self.wait_for("ended")
+        self.say(f"interview ended: {self.ended.get('reason')}")
+        if self.conn.wire.name == "text":
+            while not self.results or (self.wait_analysis and not self.results[-1].get("final")):
+                await self.wait_for("results", timeout=max(self.timeout, 180) if self.results else self.timeout)
+            result = self.results[-1]
+            self.say(f"results: {result['summary']} (analysis: {result['analysisStatus']})")
+        # The server closes once it is done.
+        while (event := await self.conn.next(self.timeout)) is not None:
+            self.note(event)
+        if self.conn.close_code != 1000:
+            self.problems.append(f"the connection closed with {self.conn.close_code}, not 1000")
+
+    def latencies(self) -> list[dict]:
+        return [{"answer": t.answer,
+                 "storedMs": round((t.heard_at - t.sent_at) * 1000) if t.heard_at else None,
+                 "firstReplyMs": round((t.reply_at - t.sent_at) * 1000) if t.reply_at else None}
+                for t in self.turns]
+
+
+async def run_automated(args, steps: list[str], out) -> int:
+    wire = VoiceWire() if args.dialect == "voice" else TextWire()
+    conn = await open_connection(args.ws_url, args.origin, wire)
+    run = Run(conn, out, timeout=args.timeout, wait_analysis=args.wait_analysis)
+    ok = False
+    try:
+        await run.start(args.token, args.session)
+        interviewer_next = run.started.get("status") != "paused"
+        for step in steps:
+            if interviewer_next:
+                await run.interviewer_line()
+                interviewer_next = False
+                if run.ended is not None:
+                    break
+            if run.ended is not None:
+                break
+            if step.startswith("/"):
+                name, _, argument = step.partition(" ")
+                interviewer_next = await run.command(name, argument.strip())
+                if name == "/end":
+                    break
+            elif step.startswith("@"):
+                await run.answer_wav(Path(step[1:]).expanduser())
+                interviewer_next = True
+            else:
+                await run.answer_text(step)
+                interviewer_next = True
+        if run.ended is None and interviewer_next:
+            await run.interviewer_line()
+        if run.ended is None and run.questions_remain():
+            run.say("(the script is over; ending the interview)")
+            await conn.send(wire.end("The script of answers is over."))
+        await run.finish()
+        ok = not run.problems
+    except ClientError as error:
+        run.problems.append(str(error))
+        run.say(f"! {error}")
+    finally:
+        await conn.ws.close()
+        conn.reader.cancel()
+    summary = [f"{i}: {t['firstReplyMs']} ms" for i, t in enumerate(run.latencies(), 1) if t["firstReplyMs"] is not None]
+    if summary:
+        values = [t["firstReplyMs"] for t in run.latencies() if t["firstReplyMs"] is not None]
+        run.say(f"turn latency (end of answer -> first reply): {', '.join(summary)}; median {statistics.median(values):.0f} ms")
+    for problem in run.problems:
+        run.say(f"FAILED: {problem}")
+    if args.json:
+        print(json.dumps({"ok": ok, "dialect": wire.name, "sessionId": args.session, "transcript": run.transcript,
+                          "turns": run.latencies(), "endReason": (run.ended or {}).get("reason"),
+                          "results": run.results[-1] if run.results else None, "problems": run.problems,
+                          "closeCode": conn.close_code}), file=out, flush=True)
+    return 0 if ok else 1
+
+
+# --- interactive mode --------------------------------------------------------------------------
+
+HELP = ("Type an answer and press Enter. Commands: /pause  /resume  /interrupt  /end [reason]  "
+        "/wav FILE (voice)  /quit  /help")
+
+
+def _printer(out, wire):
+    def show(event: Event) -> None:
+        kind, data = event.kind, event.data
+        if kind == "caption":
+            line = f"interviewer: {data['text']}"
+        elif kind == "line" and wire.name == "text":
+            audio = f"  [audio {data['audioUrl']}]" if data.get("audioUrl") else ""
+            line = f"interviewer: {data['text']}{audio}"
+        elif kind == "typing":
+            line = "(interviewer is typing...)" if data.get("typing") else None
+        elif kind == "live":
+            line = f"(hearing) {data['text']}"
+        elif kind == "heard":
+            line = f"you: {data['text']}"
+        elif kind == "state":
+            line = f"(state: {data['status']}, question {min(data['questionIndex'] + 1, data['questionCount'])} " \
+                   f"of {data['questionCount']})"
+        elif kind == "interrupted":
+            line = "(interviewer interrupted)"
+        elif kind == "ended":
+            line = f"(interview ended: {data.get('reason')})"
+        elif kind == "results":
+            line = f"results: {data['summary']} (analysis: {data['analysisStatus']})"
+        elif kind == "error":
+            line = f"! error {data.get('code')}: {data.get('message')}"
+        elif kind == "started":
+            line = (f"(connected: {data['questionCount']} questions, "
+                    f"{'resumed' if data['resumed'] else 'new session'}, status {data['status']})")
+            for earlier in data.get("conversation", []):
+                line += f"\n  (earlier) {earlier['speaker']}: {earlier['text']}"
+        else:
+            line = None  # audio chunks are counted, not played
+        if line:
+            print(line, file=out, flush=True)
+    return show
+
+
+async def run_interactive(args, out) -> int:
+    wire = VoiceWire() if args.dialect == "voice" else TextWire()
+    conn = await open_connection(args.ws_url, args.origin, wire, on_event=_printer(out, wire))
+    print(HELP, file=out, flush=True)
+    await conn.send(wire.auth(args.token, args.session))
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    stdin = sys.stdin.fileno()
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(stdin, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(stdin)
+            lines.put_nowait(None)
+            return
+        buffer.extend(data)
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            lines.put_nowait(line.decode("utf-8", "replace").rstrip("\r"))
+
+    try:
+        loop.add_reader(stdin, readable)
+    except (PermissionError, OSError):  # a regular file: it is all there already
+        for line in sys.stdin.read().splitlines():
+            lines.put_nowait(line)
+        lines.put_nowait(None)
+    ended = False
+    status = 0
+    try:
+        watcher = asyncio.create_task(_watch(conn))
+        while True:
+            getting = asyncio.create_task(lines.get())
+            done, _ = await asyncio.wait({getting, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                getting.cancel()
+                ended = watcher.result()
+                break
+            line = getting.result()
+            if line is None or line.strip() == "/quit":
+                break
+            if not await _interactive_command(conn, wire, line.strip(), out):
+                continue
+    finally:
+        try:
+            loop.remove_reader(stdin)
+        except (PermissionError, OSError, ValueError):
+            pass
+        await conn.ws.close()
+        conn.reader.cancel()
+    if not ended and conn.close_code not in (None, 1000):
+        print(f"(connection closed with {conn.close_code})", file=out, flush=True)
+        status = 1
+    print("bye", file=out, flush=True)
+    return status
+
+
+async def _watch(conn: Connection) -> bool:
+    """Until the server closes; whether the interview ended."""
+    ended = False
+    while (event := await conn.queue.get()) is not None:
+        ended = ended or event.kind == "ended"
+    return ended
+
+
+async def _interactive_command(conn: Connection, wire, line: str, out) -> bool:
+    if not line:
+        return False
+    name, _, argument = line.partition(" ")
+    try:
+        if name == "/help":
+            print(HELP, file=out, flush=True)
+        elif name == "/pause":
+            await conn.send(wire.pause())
+        elif name == "/resume":
+            await conn.send(wire.resume())
+        elif name == "/end":
+            await conn.send(wire.end(argument.strip()))
+        elif name == "/interrupt":
+            frame = wire.interrupt()
+            if frame is None:
+                print("(nothing to interrupt: the text dialect does not speak)", file=out, flush=True)
+            await conn.send(frame)
+        elif name == "/wav":
+            pcm = read_wav(Path(argument.strip()).expanduser(), wire.input_rate)
+            chunk_bytes = wire.input_rate * CHUNK_MS // 1000 * 2
+            pcm += bytes(wire.input_rate * 2)  # a second of silence: the end of the utterance
+            started = time.monotonic()
+            for index, offset in enumerate(range(0, len(pcm), chunk_bytes), 1):
+                await conn.send(wire.audio(pcm[offset:offset + chunk_bytes]))
+                await asyncio.sleep(max(0.0, started + index * CHUNK_MS / 1000 - time.monotonic()))
+        elif name.startswith("/"):
+            print(f"(unknown command {name}) {HELP}", file=out, flush=True)
+        else:
+            await conn.send(wire.answer(line))
+    except ClientError as error:
+        print(f"! {error}", file=out, flush=True)
+    except OSError as error:
+        print(f"! {error}", file=out, flush=True)
+    return True
+
+
+# --- audio files ---------------------------------------------------------------------------------
+
+def read_wav(path: Path, rate: int) -> bytes:
+    """A WAV file as PCM16 mono at `rate`."""
+    import numpy as np
+
+    try:
+        with wave.open(str(path), "rb") as wav:
+            if wav.getsampwidth() != 2:
+                raise ClientError(f"{path}: only 16-bit PCM WAV files are supported")
+            channels, source_rate = wav.getnchannels(), wav.getframerate()
+            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    except (OSError, EOFError, wave.Error) as error:
+        raise ClientError(f"{path}: {error}") from None
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
+    if source_rate != rate:
+        import soxr
+
+        samples = soxr.resample(samples, source_rate, rate).astype("<i2")
+    return samples.tobytes()
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def socket_url(url: str, dialect: str) -> str:
+    """http(s)://host[:port][/path] or ws(s)://... -> the dialect's socket URL."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None:
+        raise ClientError(f"unsupported URL scheme in {url!r}")
+    path = parts.path if parts.path not in ("", "/") else PATHS[dialect]
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def default_origin(ws_url: str) -> str:
+    parts = urlsplit(ws_url)
+    return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m realtime.client", description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="the server (http(s)://host:port) or a socket URL (ws(s)://host/path)")
+    parser.add_argument("--dialect", choices=("voice", "text"), default="voice",
+                        help="voice: /api/interview-socket; text: the text-era /ws (default: voice)")
+    parser.add_argument("--session", help="the interview session id")
+    parser.add_argument("--token", help="the access token (default: $INTERVIEW_TOKEN)")
+    parser.add_argument("--join", help="the JSON line of `manage.py demo_session` ({sessionId, token, url}), "
+                                       "or a file holding it")
+    parser.add_argument("--answer", action="append", default=[],
+                        help="an answer, in order: text, @file.wav (spoken), or /pause, /resume, /end [reason]")
+    parser.add_argument("--script", help="a file of answers, one a line (same forms as --answer; # comments)")
+    parser.add_argument("--interactive", action="store_true", help="type answers and commands yourself")
+    parser.add_argument("--origin", help="the Origin header (default: the server's own origin)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="the longest wait for the server, in seconds")
+    parser.add_argument("--wait-analysis", action="store_true",
+                        help="text dialect: wait for the language model's analysis before exiting")
+    parser.add_argument("--json", action="store_true", help="automated: print a JSON summary as the last line")
+    args = parser.parse_args(argv)
+    joined: dict = {}
+    if args.join:
+        raw = args.join if args.join.lstrip().startswith("{") else Path(args.join).read_text()
+        joined = json.loads(raw.strip().splitlines()[-1])
+    args.session = args.session or joined.get("sessionId")
+    args.token = args.token or os.environ.get("INTERVIEW_TOKEN") or joined.get("token")
+    url = args.url or (f"{urlsplit(joined['url']).scheme}://{urlsplit(joined['url']).netloc}" if joined.get("url") else None)
+    if not url or not args.session or not args.token:
+        parser.error("need --url, --session and a token ($INTERVIEW_TOKEN or --token), or --join")
+    args.ws_url = socket_url(url, args.dialect)
+    args.origin = args.origin or default_origin(args.ws_url)
+    steps = list(args.answer)
+    if args.script:
+        steps += [line.strip() for line in Path(args.script).read_text().splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")]
+    if args.dialect == "text" and any(step.startswith("@") for step in steps):
+        parser.error("WAV answers are speech: they need --dialect voice")
+    args.steps = steps
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.interactive or not args.steps:
+            return asyncio.run(run_interactive(args, sys.stdout))
+        return asyncio.run(run_automated(args, args.steps, sys.stdout))
+    except ClientError as error:
+        print(f"! {error}", file=sys.stdout, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
