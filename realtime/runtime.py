@@ -510,7 +510,10 @@ class SessionRuntime:
     async def _speak_sentence(self, response: Response, text: str) -> None:
         pacer = response.pacer
         sentence = SpokenSentence(text=text, start_ms=pacer.sent_ms)
-        stream = self._providers_session.tts.synthesize(text).__aiter__()
+        voice = self._providers_session.tts
+        if response.source == "fallback" and self._providers.fallback_tts is not None:
+            voice = self._providers.fallback_tts  # the model never said this line: another voice must
+        stream = voice.synthesize(text).__aiter__()
         try:
             while True:
                 try:

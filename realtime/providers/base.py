@@ -168,6 +168,9 @@ class Providers:
     session_factory: Callable[..., ProviderSession] | None = None
     # None: the deterministic evaluation (interviews/evaluation.py) alone.
     evaluator: Evaluator | None = None
+    # Speaks the runtime's own fallback lines when the session's voice can only speak what
+    # its model said (speech-to-speech); None: the session's voice speaks them.
+    fallback_tts: TextToSpeech | None = None
 
     def open_session(self, *, sample_rate: int) -> ProviderSession:
         if self.session_factory is not None:

@@ -200,7 +200,7 @@ def _openai_realtime(vendor: _Vendors) -> Providers:
         silence_ms=vendor.config["END_OF_UTTERANCE_SILENCE_MS"],
     )
     return Providers(stt=None, interviewer=interviewer, tts=None, evaluator=evaluator,
-                     session_factory=factory, name="openai-realtime")
+                     session_factory=factory, fallback_tts=_local_tts(vendor), name="openai-realtime")
 
 
 def _gemini_live(vendor: _Vendors) -> Providers:
@@ -220,7 +220,7 @@ def _gemini_live(vendor: _Vendors) -> Providers:
         output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"],
     )
     return Providers(stt=None, interviewer=interviewer, tts=None, evaluator=evaluator,
-                     session_factory=factory, name="gemini-live")
+                     session_factory=factory, fallback_tts=_local_tts(vendor), name="gemini-live")
 
 
 STT = {"local": _local_stt, "openai": _openai_stt, "synthetic": _synthetic(0)}

@@ -238,3 +238,34 @@ def test_gemini_live_speech_to_speech():
         text_fake.stop()
         live_fake.stop()
     assert text_fake.errors == [] and live_fake.errors == []
+
+
+@pytest.mark.parametrize("failure", ["error-event", "dropped"])
+def test_a_failing_speech_to_speech_model_still_speaks_the_question(openai_fake, realtime_fake, failure):
+    """The model cannot say the fallback line it never produced: the local voice speaks it, in time."""
+    from websockets.asyncio.client import connect
+
+    from tests.fakes.openai_realtime import Drop, ErrorEvent
+
+    env = openai_env(openai_fake, realtime_fake, REALTIME_PROVIDERS="openai-realtime", REALTIME_LLM_DEADLINE_SECONDS="3")
+    with one_worker(env=env) as server:
+        info = server.demo_session()
+        realtime_fake.replies.append(ErrorEvent(code="rate_limit_exceeded") if failure == "error-event" else Drop())
+
+        async def opening():
+            async with connect(server.ws_url, origin=server.base_url, max_size=2**22) as ws:
+                await ws.send(json.dumps({"type": "client-auth",
+                                          "payload": {"token": info["token"], "sessionId": info["sessionId"]}}))
+                inbox = Inbox(ws)
+                started = time.monotonic()
+                _, caption = await inbox.wait("server-ai-text", timeout=10)
+                waited = time.monotonic() - started
+                _, end = await inbox.wait("server-ai-speech-end", responseId=caption["responseId"], timeout=20)
+                chunks_heard = len(inbox.of("server-ai-speech-chunk", responseId=caption["responseId"]))
+                inbox.task.cancel()
+                return caption, waited, chunks_heard
+
+        caption, waited, chunks_heard = asyncio.run(opening())
+        assert caption["text"] == "To start, could you tell me a little about yourself and your background?"
+        assert waited < 3 + 2, "the fallback comes within the deadline"
+        assert chunks_heard > 20, "the fallback line is spoken, not only shown"
