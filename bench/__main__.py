@@ -20,7 +20,7 @@ from pathlib import Path
 from . import figures as f
 from . import report as r
 from .clients import Conn, open_session
-from .servers import ECHO_APP, Cluster
+from .servers import ECHO_APP, Cluster, NginxBench
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,21 @@ class Sizes:
     voice_turns: int = 6
     profile_sessions: int = 60
     profile_seconds: int = 8
+    # figures 8 and 9: nginx in front of 1, 2 and 4 workers, each held to the same CPU quota
+    nginx_workers: tuple[int, ...] = (1, 2, 4)
+    nginx_cpu_cores: float = 0.25
+    nginx_capacity_budget_s: float = 45.0
+    rolling_sessions: int = 20
+    rolling_quiet_seconds: float = 5.0
 
 
 FULL = Sizes()
 SMOKE = Sizes(capacity_steps=(2, 4), step_seconds=1.0, warmup_seconds=0.3, capacity_budget_s=10, rtt_rounds=5,
               turns_single=2, turns_concurrency=3, turns_multi=2, barge_sessions=1, barge_rounds=2, fanout_pairs=1,
               fanout_seconds=0.6, memory_sessions=3, memory_local_sessions=1, voice_turns=1, profile_sessions=2,
-              profile_seconds=1)
-SECTIONS = ("echo", "synthetic", "local", "redis", "echo2")
+              profile_seconds=1, nginx_workers=(1, 2), nginx_capacity_budget_s=6, rolling_sessions=2,
+              rolling_quiet_seconds=1.0)
+SECTIONS = ("echo", "synthetic", "local", "redis", "echo2", "nginx")
 
 
 class Run:
@@ -162,6 +169,46 @@ class Run:
                                                  budget_s=s.capacity_budget_s, workers=cluster.workers)
 
 
+    # --- the production shape: nginx in front of 1, 2 and 4 workers; a rolling restart ---
+
+    async def nginx(self) -> None:
+        from tests.cluster import nginx_binary
+
+        if nginx_binary() is None:
+            print("[bench] nginx is not installed (apt-get install nginx): figures 8 and 9 skipped",
+                  file=sys.stderr, flush=True)
+            return
+        s, raw = self.sizes, self.raw.setdefault("nginx", {})
+        most = max(s.nginx_workers)
+        with NginxBench(most, providers="synthetic", cpu_cores=s.nginx_cpu_cores) as bench:
+            raw["cpu_cores_per_worker"] = s.nginx_cpu_cores if bench.cpu.active else None
+            if bench.cpu.note:
+                raw["cpu_note"] = bench.cpu.note
+                print(f"[bench] note: {bench.cpu.note}", file=sys.stderr, flush=True)
+            top = max(s.capacity_steps)
+            pool = bench.prepare(top + s.rolling_sessions + 2 * most)["sessions"]
+            rolling, warm = pool[top:top + s.rolling_sessions], pool[top + s.rolling_sessions:]
+            steps = dict(seconds=s.step_seconds, warmup=s.warmup_seconds, budget_s=s.nginx_capacity_budget_s)
+            for index in range(most):  # every worker warm (modules, pooled connections) before any figure
+                url = bench.url("/api/interview-socket", index)
+                conns = await f.open_many(lambda info: open_session(url, info), warm[2 * index:2 * index + 2])
+                await asyncio.gather(*(conn.stream(0.5) for conn in conns))
+                await f.close_all(conns)
+            direct = bench.url("/api/interview-socket", 0)
+            raw["capacity_direct"] = await f.capacity(lambda i: open_session(direct, pool[i]), s.capacity_steps,
+                                                      workers=bench.workers[:1], **steps)
+            through = bench.url("/api/interview-socket")
+            for count in s.nginx_workers:
+                bench.use(count)
+                # server_cpu per step: each worker's cores, then nginx's (outside the quota)
+                raw[f"capacity_{count}"] = await f.capacity(lambda i: open_session(through, pool[i]), s.capacity_steps,
+                                                            workers=bench.workers[:count] + [bench.nginx], **steps)
+            raw["throttled_s"] = bench.cpu.throttled_seconds()
+            bench.cpu.lift()  # figure 9 at full speed: restarted workers would leave their groups anyway
+            bench.use(2)
+            raw["rolling"] = await f.rolling_restart(bench.cluster, through, rolling,
+                                                     workers=[0, 1], quiet_seconds=s.rolling_quiet_seconds)
+
 
 def rows(raw: dict, sizes: Sizes) -> list[dict]:
     """The table: every figure beside its baseline. Missing parts are skipped (see errors)."""
@@ -210,6 +257,16 @@ def rows(raw: dict, sizes: Sizes) -> list[dict]:
                               loc["voice"]["voice_to_voice"], "echo rtt @1", rtt1,
                               speech_end_to_final_p50_ms=round(r.percentile(loc["voice"]["speech_end_to_final"], 50) * 1000, 1),
                               final_to_audio_p50_ms=round(r.percentile(loc["voice"]["final_to_audio"], 50) * 1000, 1)))
+    ngx = raw.get("nginx", {})
+    quota = f", {ngx.get('cpu_cores_per_worker')} core each" if ngx.get("cpu_cores_per_worker") else ", no CPU quota"
+    add(lambda: cap_row("8 scale-out (nginx)", f"1 worker via nginx{quota}", ngx["capacity_1"], ngx["capacity_direct"],
+                        "1 worker direct"))
+    for count in sizes.nginx_workers[1:]:
+        add(lambda count=count: cap_row("8 scale-out (nginx)", f"{count} workers via nginx{quota}",
+                                        ngx[f"capacity_{count}"], ngx["capacity_1"], "1 worker via nginx"))
+    add(lambda: r.latency_row("9 rolling restart (nginx)", "longest silence per candidate, 2 workers restarted",
+                              ngx["rolling"]["restart"], "same, nothing restarted", ngx["rolling"]["quiet"],
+                              closes=ngx["rolling"]["closes"], resumed=ngx["rolling"]["resumed"]))
     return out
 
 
@@ -217,7 +274,7 @@ async def main_async(args) -> int:
     sizes = SMOKE if args.smoke else FULL
     run = Run(sizes, profile=not args.no_profile)
     started = time.time()
-    budget = {"echo": 240, "synthetic": 200, "local": 120, "redis": 200, "echo2": 90}
+    budget = {"echo": 240, "synthetic": 200, "local": 120, "redis": 200, "echo2": 90, "nginx": 300}
     for name in args.only or SECTIONS:
         await run.section(name, getattr(run, name), budget[name] * (0.5 if args.smoke else 1))
     table_rows = rows(run.raw, sizes)

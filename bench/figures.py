@@ -326,6 +326,111 @@ async def voice_to_voice(url: str, info: dict, turns: int) -> dict:
     return out
 
 
+# --- figure 9: a rolling restart through nginx -----------------------------------------------
+
+
+class _Listener:
+    """A candidate streaming in real time through nginx (a silent chunk every 2 s ends an
+    answer, so the interviewer speaks too), reconnecting at once whenever the socket
+    closes (4012 above all), with every server message timestamped on arrival."""
+
+    def __init__(self, url: str, info: dict):
+        self.url, self.info = url, info
+        self.arrivals: list[float] = []
+        self.closes: Counter[int] = Counter()
+        self.joins = 0
+        self.resumed = 0
+        self.failed_attempts = 0
+        self.stop = asyncio.Event()
+        self._chunk = 0
+
+    async def run(self) -> None:
+        from websockets.asyncio.client import connect
+
+        while not self.stop.is_set():
+            try:
+                ws = await connect(self.url, origin="http://127.0.0.1", max_size=2**22, compression=None,
+                                   open_timeout=20, ping_interval=None)
+            except Exception:
+                self.failed_attempts += 1
+                await asyncio.sleep(0.05)
+                continue
+            joined = asyncio.Event()
+            reader = asyncio.create_task(self._read(ws, joined))
+            try:
+                await ws.send(message("client-auth", token=self.info["token"], sessionId=self.info["sessionId"]))
+                waiter = asyncio.ensure_future(joined.wait())
+                await asyncio.wait([reader, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if joined.is_set():
+                    start = now()
+                    k = 0
+                    while not reader.done() and not self.stop.is_set():
+                        await asyncio.sleep(max(0.0, start + k * c.CHUNK_MS / 1000 - now()))
+                        self._chunk += 1
+                        await ws.send(c.SILENT if self._chunk % 50 == 0 else c.VOICED)
+                        k += 1
+            except Exception:
+                pass
+            finally:
+                if self.stop.is_set():
+                    await ws.close()
+                await asyncio.wait([reader], timeout=5)
+                reader.cancel()
+                self.closes[ws.close_code or 1006] += 1
+
+    async def _read(self, ws, joined: asyncio.Event) -> None:
+        import json
+
+        try:
+            async for raw in ws:
+                self.arrivals.append(now())
+                if not joined.is_set() and json.loads(raw).get("type") == "server-auth-success":
+                    self.joins += 1
+                    self.resumed += bool(json.loads(raw)["payload"].get("resumed"))
+                    joined.set()
+        except Exception:
+            pass
+
+    def longest_silence(self, since: float, until: float) -> float:
+        stamps = [t for t in self.arrivals if since <= t <= until]
+        return max((b - a for a, b in zip(stamps, stamps[1:])), default=until - since)
+
+
+async def rolling_restart(cluster, url: str, infos: list[dict], *, workers: list[int], quiet_seconds: float) -> dict:
+    """Candidates stream through nginx. First `quiet_seconds` with nothing restarted (the
+    baseline), then each worker in turn is sent SIGTERM, waited for, started again and
+    waited ready. Sample: per candidate, the longest gap between two server messages in
+    each window (the restart window ends 2 s after the last worker is ready again)."""
+    listeners = [_Listener(url, info) for info in infos]
+    tasks = [asyncio.create_task(listener.run()) for listener in listeners]
+    try:
+        deadline = now() + 60
+        while any(listener.joins == 0 for listener in listeners) and now() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # every opening heard
+        quiet_from = now()
+        await asyncio.sleep(quiet_seconds)
+        quiet_until = restart_from = now()
+        stopped_in = []
+        for index in workers:
+            stopped_in.append(round(await asyncio.to_thread(cluster.terminate, index), 2))
+            await asyncio.to_thread(cluster.restart, index)
+        await asyncio.sleep(2.0)
+        restart_until = now()
+    finally:
+        for listener in listeners:
+            listener.stop.set()
+        await asyncio.wait(tasks, timeout=15)
+    closes = sum((listener.closes for listener in listeners), Counter())
+    return {"quiet": [l.longest_silence(quiet_from, quiet_until) for l in listeners],
+            "restart": [l.longest_silence(restart_from, restart_until) for l in listeners],
+            "restart_seconds": round(restart_until - restart_from, 1), "worker_stopped_in_s": stopped_in,
+            "closes": {str(k): v for k, v in closes.items()}, "joins": sum(l.joins for l in listeners),
+            "resumed": sum(l.resumed for l in listeners), "failed_attempts": sum(l.failed_attempts for l in listeners),
+            "candidates": len(listeners)}
+
+
 # --- the profile ---------------------------------------------------------------------------
 
 _BUCKETS = (  # py-spy names frames "function (package/module.py:line)"

@@ -204,3 +204,144 @@ def _py_spy() -> str:
     """py-spy from the venv that runs the bench, even when that venv is not on PATH."""
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else (shutil.which("py-spy") or "py-spy")
+
+
+# --- the production shape: nginx in front of N workers (figures 8 and 9) -------------------
+
+CGROUP_CPU = Path(os.environ.get("BENCH_CGROUP_CPU", "/sys/fs/cgroup/cpu"))
+# A short period: a worker over its quota waits at most (1 - quota) x 10 ms, well under the
+# 50 ms latency bound (with the default 100 ms period a throttled worker stalls for up to 75 ms).
+CPU_PERIOD_US = 10_000
+
+
+class CpuGroups:
+    """One cgroup v1 cpu group per worker, each with the same CPU quota, so 1, 2 and 4
+    workers compare at the same per-worker budget. The load generator (this process) and
+    nginx stay outside them. Where the controller is not writable, `note` says so and
+    nothing is limited."""
+
+    def __init__(self, cores: float | None):
+        self.cores = cores
+        self.groups: list[Path] = []
+        self.note = ""
+        if cores is None:
+            self.note = "no CPU quota asked"
+        elif not os.access(CGROUP_CPU, os.W_OK) or not (CGROUP_CPU / "cgroup.procs").exists():
+            self.note = f"{CGROUP_CPU} is not a writable cgroup v1 cpu controller: workers run without a CPU quota"
+
+    @property
+    def active(self) -> bool:
+        return self.cores is not None and not self.note
+
+    def limit(self, pid: int) -> None:
+        if not self.active:
+            return
+        try:
+            group = CGROUP_CPU / f"bench-{os.getpid()}-{len(self.groups)}"
+            group.mkdir(exist_ok=True)
+            self.groups.append(group)
+            (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(int(self.cores * CPU_PERIOD_US)))
+            (group / "cgroup.procs").write_text(str(pid))
+        except OSError as error:
+            self.note = f"cgroup not usable ({error}): workers run without a CPU quota"
+            self.lift()
+
+    def lift(self) -> None:
+        """No quota any more (the groups stay until close())."""
+        for group in self.groups:
+            try:
+                (group / "cpu.cfs_quota_us").write_text("-1")
+            except OSError:
+                pass
+
+    def throttled_seconds(self) -> list[float]:
+        out = []
+        for group in self.groups:
+            try:
+                stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
+                out.append(round(int(stat.get("throttled_time", 0)) / 1e9, 2))
+            except (OSError, ValueError):
+                out.append(0.0)
+        return out
+
+    def close(self) -> None:
+        for group in self.groups:
+            try:
+                for pid in filter(None, (group / "cgroup.procs").read_text().split()):
+                    (CGROUP_CPU / "cgroup.procs").write_text(pid)
+                group.rmdir()
+            except OSError:
+                pass
+        self.groups = []
+
+
+class NginxBench:
+    """`with NginxBench(4, cpu_cores=0.25) as bench:` nginx (tests/cluster.py, the same
+    templates as scripts/cluster.sh) in front of 4 workers on Redis (db 5, flushed) and a
+    PostgreSQL database of its own; each worker in its own CPU group. `use(n)` sends new
+    connections to the first n workers only (nginx reloaded; the others stay idle)."""
+
+    def __init__(self, workers: int, *, providers: str = "synthetic", cpu_cores: float | None = None):
+        from tests.cluster import NginxCluster
+
+        self.var_dir = tempfile.mkdtemp(prefix="bench-nginx-")
+        self.database = f"bench_{os.getpid()}_{os.path.basename(self.var_dir)[12:].lower()}"
+        env = server_env(self.var_dir, REALTIME_PROVIDERS=providers, REDIS_URL=REDIS_URL,
+                         DATABASE_URL=f"{POSTGRES_URL}/{self.database}")
+        self.cluster = NginxCluster(workers, env=env, run_dir=self.var_dir, static=False)
+        self.cpu = CpuGroups(cpu_cores)
+
+    @property
+    def workers(self) -> list:
+        return self.cluster.workers
+
+    def __enter__(self) -> "NginxBench":
+        try:
+            _flush_redis()
+            _postgres(f'CREATE DATABASE "{self.database}"')
+            self.cluster.start()
+            for worker in self.cluster.workers:
+                self.cpu.limit(worker.pid)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cluster.stop()
+        self.cpu.close()
+        if exc and exc[0] is not None:
+            for worker in self.cluster.workers:
+                print(f"--- worker {worker.port} ---\n{worker.log()[-1500:]}", file=sys.stderr)
+            print(f"--- nginx ---\n{self.cluster.nginx_log()[-1500:]}", file=sys.stderr)
+        _postgres(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def prepare(self, sessions: int) -> dict:
+        command = [sys.executable, "-m", "bench.setup_db", "--sessions", str(sessions)]
+        result = subprocess.run(command, cwd=ROOT, env=self.cluster.workers[0].env, capture_output=True, text=True,
+                                timeout=300)
+        if result.returncode:
+            raise RuntimeError(f"setup_db failed:\n{result.stderr[-3000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    @property
+    def nginx(self):
+        """Something with cpu_seconds() for nginx's processes, to list beside the workers."""
+        cluster = self.cluster
+
+        class NginxProcesses:
+            def cpu_seconds(self) -> float:
+                return cluster.nginx_cpu_seconds()
+
+        return NginxProcesses()
+
+    def use(self, count: int) -> None:
+        self.cluster.set_upstream(list(range(count)))
+
+    def url(self, path: str, worker: int | None = None) -> str:
+        """Through nginx (worker=None), or straight to one worker."""
+        port = self.cluster.port if worker is None else self.cluster.workers[worker].port
+        return f"ws://127.0.0.1:{port}{path}"

@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from realtime import shutdown  # noqa: E402
+from realtime import leases, shutdown  # noqa: E402
 from realtime.providers.registry import get_providers  # noqa: E402
 from realtime.publish import bind_event_loop  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -33,4 +33,5 @@ async def application(scope, receive, send):
     loop = asyncio.get_running_loop()
     bind_event_loop(loop)
     shutdown.install(loop)
+    leases.install(loop)  # renews this worker's session leases, marks dead workers' sessions disconnected
     return await router(scope, receive, send)

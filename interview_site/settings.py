@@ -72,6 +72,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "rest_framework.authtoken",  # API tokens for services (manage.py drf_create_token <staff user>)
+    "drf_spectacular",
     "interviews",
     "realtime",
 ]
@@ -170,6 +173,16 @@ JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "authenticated")
 JWT_LOCAL_KEY_PATH = Path(os.environ.get("JWT_LOCAL_KEY_PATH", VAR_DIR / "demo-jwt-key.pem"))
 JWKS_CACHE_SECONDS = env_int("JWKS_CACHE_SECONDS", 600)
 JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 5.0)
+# --- Supabase as the source of sessions and questions (interviews/supabase_source.py) ----
+# With SUPABASE_URL and SUPABASE_ANON_KEY set, a candidate's session and its questions are
+# read from Supabase with the candidate's own token (row level security applies) and
+# mirrored into the local models; without them, the local models are the source.
+SUPABASE_SOURCE_ENABLED = bool(SUPABASE_URL and SUPABASE_ANON_KEY)
+# The service-role (secret) key, for writing status and results back; unset: no write-back.
+SUPABASE_SERVICE_ROLE_KEY = os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "")
+# A handshake waits at most this long for Supabase, retries included.
+SUPABASE_DEADLINE_SECONDS = env_float("SUPABASE_DEADLINE_SECONDS", 3.0)
+SUPABASE_WRITEBACK_ATTEMPTS = env_int("SUPABASE_WRITEBACK_ATTEMPTS", 5)
 DEMO_USER_ID = os.environ.get("DEMO_USER_ID", "00000000-0000-4000-8000-000000000001")
 DEMO_BASE_URL = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000")
 
@@ -209,6 +222,10 @@ REALTIME = {
     # How far sent speech may run ahead of real time: small, so an interrupt leaves little unplayed.
     "SPEECH_LEAD_MS": env_int("REALTIME_SPEECH_LEAD_MS", 240),
     "END_OF_UTTERANCE_SILENCE_MS": env_int("REALTIME_END_OF_UTTERANCE_SILENCE_MS", 700),
+    # The embedded recognisers' end of turn: "adaptive" (realtime/turn_taking.py: short
+    # after a finished sentence, long after "and", "um" or a half-said clause) or "fixed"
+    # (END_OF_UTTERANCE_SILENCE_MS whatever was said).
+    "TURN_TAKING": os.environ.get("REALTIME_TURN_TAKING", "fixed"),
     "VAD_MODE": env_int("REALTIME_VAD_MODE", 2),
     "MIN_INTERRUPTION_WORDS": env_int("REALTIME_MIN_INTERRUPTION_WORDS", 2),
     "LLM_DEADLINE_SECONDS": env_float("REALTIME_LLM_DEADLINE_SECONDS", 8.0),
@@ -279,4 +296,34 @@ LOGGING = {
         "django.channels.server": {"level": os.environ.get("ACCESS_LOG_LEVEL", "WARNING")},
         "daphne": {"level": "WARNING"},
     },
+}
+
+# --- REST API (interviews/api, docs/recruiters.md) -------------------------------------------
+# Staff sign in with the admin's session or a service token ("Authorization: Token <key>");
+# a candidate's Supabase (or demo) access token ("Authorization: Bearer <jwt>") reads only
+# their own sessions. The JWT class lives in realtime/, where the verifier is.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The first one names the scheme of a 401's WWW-Authenticate (the session one has none).
+        "rest_framework.authentication.TokenAuthentication",
+        "realtime.api_auth.CandidateTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["interviews.api.permissions.StaffOrCandidate"],
+    "DEFAULT_PAGINATION_CLASS": "interviews.api.pagination.SessionPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.URLPathVersioning",
+    "ALLOWED_VERSIONS": ["v1"],
+    "DEFAULT_VERSION": "v1",
+    "EXCEPTION_HANDLER": "interviews.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Interview platform API",
+    "DESCRIPTION": "Sessions, transcripts and results for the platform around the realtime core "
+                   "(docs/recruiters.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
 }

@@ -7,6 +7,7 @@ from realtime.views import ops_stats, prometheus_metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("interviews.api.urls")),  # the REST API, versioned: /api/v1/...
     path("api/ops/stats", ops_stats, name="ops-stats"),
     path("metrics", prometheus_metrics, name="metrics"),
     path("healthz", healthz, name="healthz"),

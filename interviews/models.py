@@ -15,6 +15,9 @@ class Interview(models.Model):
                   "the interviewer drafts the questions when a session starts.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The interview's id in Supabase when it was mirrored from there (interviews/supabase_source.py).
+    external_id = models.UUIDField(null=True, blank=True, unique=True, editable=False,
+                                   help_text="The interview's id in Supabase, when it comes from there.")
 
     def __str__(self) -> str:
         return self.title
@@ -65,9 +68,16 @@ class InterviewSession(models.Model):
     last_active_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     connection_count = models.PositiveIntegerField(default=0, help_text="Connections accepted over the session's life.")
+    # The worker holding the live session renews its lease every few seconds
+    # (realtime/leases.py); a live session whose lease ran out lost its worker.
+    held_by = models.CharField(max_length=100, blank=True, help_text="The worker (host:pid) that holds or last held it.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # The lease sweep reads live sessions only: a small index whatever the history.
+        indexes = [models.Index(fields=["lease_expires_at"], condition=models.Q(status="live"),
+                                name="session_live_lease")]
 
     def __str__(self) -> str:
         return f"{self.interview} / {self.id}"

@@ -229,3 +229,80 @@ def _publish_state(session: InterviewSession) -> None:
             "questionCount": session.question_count,
         },
     )
+
+
+# --- session leases (realtime/leases.py) ---------------------------------------------------
+
+LEASE_BATCH = 200
+
+
+def session_leases_renew(*, holder: str, held: list[tuple[str, int]], until) -> int:
+    """Renew the leases of the sessions a worker holds, each for the connection it holds
+    (`held`: session id and connection number). A session another connection has taken
+    since (a higher connection_count) is not touched. Returns how many were renewed.
+
+    A session this worker still holds that a sweep marked disconnected (its lease ran out
+    while this worker could not reach the database) is made live again: with the same
+    connection number nobody else took it, and the worker's own disconnect is written
+    after this renewal when its runtime stops (both go through the one database thread).
+    """
+    from django.db.models import Q
+
+    renewed = 0
+    for start in range(0, len(held), LEASE_BATCH):
+        batch = held[start:start + LEASE_BATCH]
+        mine = Q()
+        for session_id, connection_number in batch:
+            mine |= Q(pk=session_id, connection_count=connection_number)
+        revived = list(InterviewSession.objects.filter(mine, status=SessionStatus.DISCONNECTED)
+                       .values_list("pk", flat=True))
+        if revived:
+            InterviewSession.objects.filter(mine, pk__in=revived, status=SessionStatus.DISCONNECTED).update(
+                status=SessionStatus.LIVE)
+            for session_id in revived:
+                events.publish(session_id, {"event": "status", "status": SessionStatus.LIVE})
+        renewed += InterviewSession.objects.filter(mine).exclude(status=SessionStatus.COMPLETED).update(
+            held_by=holder[:100], lease_expires_at=until)
+    return renewed
+
+
+def session_leases_expire(*, now, grace) -> list[str]:
+    """Mark disconnected every live session whose lease ran out (its worker died): only
+    while it is still live with the connection that held it, so a session resumed on
+    another worker meanwhile is never touched. Returns the ids marked."""
+    from .selectors import lease_expired_q, sessions_with_expired_lease
+
+    marked = []
+    for session_id, connection_number in sessions_with_expired_lease(now=now, grace=grace):
+        updated = InterviewSession.objects.filter(
+            lease_expired_q(now=now, grace=grace), pk=session_id, status=SessionStatus.LIVE,
+            connection_count=connection_number,
+        ).update(status=SessionStatus.DISCONNECTED, lease_expires_at=None)
+        if updated:
+            events.publish(session_id, {"event": "status", "status": SessionStatus.DISCONNECTED})
+            marked.append(session_id)
+    return marked
+
+
+# --- recruiters: ending a session from the admin or the API ---------------------------------
+
+END_BY_STAFF = "Ended by the recruiter."
+
+
+def session_end_by_staff(*, session_id, reason: str = "") -> str:
+    """End a session for a recruiter. A live one is ended by the connection holding it, on
+    whatever worker (its candidate is told why); with nobody holding it, here.
+
+    Returns "ended-live" or "ended" (or "already-ended" for a finished session).
+    """
+    from . import control
+
+    reason = (f"{END_BY_STAFF[:-1]}: {reason.strip()}" if reason.strip() else END_BY_STAFF)[:200]
+    session = InterviewSession.objects.get(pk=session_id)
+    if session.is_finished:
+        return "already-ended"
+    held = session.status in (SessionStatus.LIVE, SessionStatus.PAUSED)  # a paused one keeps its socket
+    if held and control.end_live(str(session.pk), reason):
+        return "ended-live"
+    session_complete(session_id=session.pk, reason=reason)
+    return "ended"

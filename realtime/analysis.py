@@ -17,6 +17,7 @@ from django.conf import settings
 from interviews import selectors, services
 
 from .providers.base import ConversationLine, EvaluationRequest, Evaluator
+from .supabase_writeback import writeback_schedule
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ async def analyse(*, session_id: str, evaluator: Evaluator, attempts: int | None
             await database_sync_to_async(services.result_analysis_store)(
                 session_id=session_id, analysis=analysis, attempts=attempt)
             log.info("session %s: analysis written (attempt %d)", session_id, attempt)
+            writeback_schedule(session_id)  # and to Supabase, when it is the source
             return True
         except Exception as failure:  # the kind only: a vendor's message may echo request details
             error = "deadline missed" if isinstance(failure, TimeoutError) else type(failure).__name__
@@ -55,6 +57,7 @@ async def analyse(*, session_id: str, evaluator: Evaluator, attempts: int | None
     try:
         await database_sync_to_async(services.result_analysis_failed)(
             session_id=session_id, error=error, attempts=attempts)
+        writeback_schedule(session_id)
     except Exception:
         log.exception("session %s: analysis failure not stored", session_id)
     return False

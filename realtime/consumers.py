@@ -32,7 +32,10 @@ from .layer import LAYER_ERRORS, memberships, with_one_retry
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
 from .sessions import session_is_live, session_questions_ensure, session_take
+from .supabase_reader import SupabaseUnavailable, session_load
+from .supabase_writeback import writeback_schedule
 from .socketlog import SocketLog, utf8_size
+from .user_slots import cluster_slots
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     socket_log: SocketLog | None = None
     close_code: int | None = None
     finished = False  # the interview ended on this connection (it may stay open a moment)
+    cluster_slot: str | None = None  # its slot in the per-user limit across workers (user_slots.py)
 
     async def connect(self):
         if shutdown.draining:  # this worker is stopping: refused at the handshake, the client retries
@@ -103,6 +107,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                 self._release_user_slot()  # it may have taken one meanwhile
             if self.runtime is not None:
                 await self.runtime.stop(taken_over=self.superseded)
+                writeback_schedule(self.session_id)  # ended or left: tell Supabase (background)
         finally:
             if self.session_id is not None:
                 try:
@@ -180,7 +185,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
     async def _authenticate(self, token: str, session_id: str) -> None:
         try:
             await self._authenticate_or_refuse(token, session_id)
-        except (DatabaseError, *LAYER_ERRORS) as error:
+        except (DatabaseError, SupabaseUnavailable, *LAYER_ERRORS) as error:
             log.warning("auth for session %s failed: %s unavailable", p.log_safe(session_id), type(error).__name__)
             self._release_user_slot()
             await self._refuse(*_UNAVAILABLE, p.CloseCode.SERVER_UNAVAILABLE)
@@ -198,12 +203,18 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             close = p.CloseCode.SERVER_UNAVAILABLE if error.code == "jwks_unavailable" else p.CloseCode.AUTH_FAILED
             await self._refuse(error.code, error.message, close)
             return
-        if not self._take_user_slot(identity.user_id):
+        if not await self._take_user_slot(identity.user_id):
             await self._refuse("too_many_connections", "Too many open connections for this user.", p.CloseCode.RATE_LIMITED)
             return
         self.identity = identity
         try:
+            if settings.SUPABASE_SOURCE_ENABLED:  # the session and its questions come from Supabase
+                await session_load(token=token, session_id=session_id, identity=identity)
             live = await database_sync_to_async(session_is_live)(session_id=session_id, user_id=identity.user_id)
+        except AuthError as error:  # Supabase did not accept the token we did
+            self._release_user_slot()
+            await self._refuse(error.code, error.message, p.CloseCode.AUTH_FAILED)
+            return
         except SessionAccessError as error:
             self._release_user_slot()
             log.info("auth refused for session %s: %s", p.log_safe(session_id), error.code)
@@ -224,6 +235,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self._refuse_access(error, session_id)
             return
         self.connection_number = snapshot.connection_number
+        writeback_schedule(session_id)  # live, in Supabase too (background; no-op unless configured)
         config = RuntimeConfig.from_settings(self.limits)
         providers = get_providers()
         snapshot = await session_questions_ensure(snapshot, interviewer=providers.interviewer,
@@ -285,15 +297,29 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         except TimeoutError:  # its worker is gone: the database already has what it wrote
             log.info("session %s: no answer from the previous connection; taking over", session_id)
 
-    def _take_user_slot(self, user_id: str) -> bool:
-        """Count this connection against its user (in this worker) before any wait."""
+    async def _take_user_slot(self, user_id: str) -> bool:
+        """Count this connection against its user: in this worker first (before any wait,
+        so two of its connections cannot both pass), then across workers when Redis is
+        configured (realtime/user_slots.py)."""
         if _connections_per_user[user_id] >= MAX_CONNECTIONS_PER_USER:
             return False
         _connections_per_user[user_id] += 1
         self.user_id = user_id
+        shared = cluster_slots()
+        if shared is not None:
+            slot = await shared.take(user_id, MAX_CONNECTIONS_PER_USER)
+            if slot is False:
+                self._release_user_slot()
+                return False
+            self.cluster_slot = slot or None  # None: Redis is away, this worker's count applies
         return True
 
     def _release_user_slot(self) -> None:
+        if self.cluster_slot is not None:  # even after the local slot went (a take still in flight)
+            shared = cluster_slots()
+            if shared is not None:
+                shared.release(self.cluster_slot)
+            self.cluster_slot = None
         if self.user_id is None:
             return
         _connections_per_user[self.user_id] -= 1
@@ -414,6 +440,19 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         log.info("session %s: taken over by another connection", self.session_id)
         self.superseded = True
         await self._let_go(reply=event.get("reply"))
+
+    async def session_end_requested(self, event):
+        """A recruiter ended the session (realtime/control.py): end it as `client-end`
+        would, so the candidate is told why, then tell the requester."""
+        if self.runtime is None or self.superseded or self.closed:
+            return  # not the holder: the one that is answers
+        log.info("session %s: ended by a recruiter", self.session_id)
+        await self.runtime.end(str(event.get("reason", ""))[:200])
+        if event.get("reply"):
+            try:
+                await self.channel_layer.send(event["reply"], {"type": "session.ended", "ended": self.closed})
+            except Exception:  # the requester gives up on its own and ends it in the database
+                log.warning("session %s: could not confirm the end to the recruiter", self.session_id)
 
     async def session_claimed(self, event):
         """Another connection took the session; the highest connection number keeps it."""

@@ -215,12 +215,19 @@ def _parse_jwk(jwk: Any) -> VerificationKey | None:
 class KeyCache:
     """Caches a source's keys.
 
-    * fresh for ``ttl`` seconds;
-    * an unknown kid triggers a refetch, but fetches are at most one per
-      ``min_refetch_interval`` seconds, so garbage kids can't hammer the auth server;
+    * fresh for ``ttl`` seconds; a failed refresh is retried at most once per
+      ``min_refetch_interval`` seconds;
+    * key rotation: a kid never seen before triggers one refetch at once (the new key
+      may have been published since our last fetch); a kid that is still unknown after
+      that is refused without another fetch. Refetches for unknown kids are at most one
+      per ``min_refetch_interval`` seconds, so garbage kids can't hammer the auth server;
     * concurrent callers share one in-flight fetch;
-    * on fetch failure the previous keys stay in use; with none, ``JWKSFetchError``.
+    * on fetch failure the previous keys stay in use (a short outage of the endpoint goes
+      unnoticed); with none, ``JWKSFetchError``.
     """
+
+    MAX_TRIED_KIDS = 1024  # unknown kids remembered (bounded: forgotten all at once when full)
+    JUST_FETCHED_SECONDS = 1.0
 
     def __init__(
         self,
@@ -238,6 +245,8 @@ class KeyCache:
         self._fetched_at = 0.0  # last successful fetch
         self._attempted_at: float | None = None  # last fetch attempt, successful or not
         self._inflight: asyncio.Task | None = None
+        self._tried_kids: set[str] = set()  # unknown kids that already had their refetch
+        self._unknown_refetch_at: float | None = None  # last refetch for an unknown kid
 
     async def get(self, kid: str) -> VerificationKey | None:
         """The key named ``kid``, or None if the source doesn't have it."""
@@ -247,13 +256,26 @@ class KeyCache:
         elif now - self._fetched_at >= self.ttl and self._may_fetch(now):
             await self._refresh()
         key = self._keys.get(kid)
-        if key is None and self._may_fetch(self.clock()):
+        if key is None and self._may_refetch_for(kid, self.clock()):
             await self._refresh()  # maybe the key was rotated in since our last fetch
             key = self._keys.get(kid)
         return key
 
     def _may_fetch(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self.min_refetch_interval
+
+    def _may_refetch_for(self, kid: str, now: float) -> bool:
+        if kid in self._tried_kids:
+            return False  # it had its refetch and was still unknown
+        if now - self._fetched_at < self.JUST_FETCHED_SECONDS:
+            return False  # the keys we hold are as new as a refetch would give
+        if self._unknown_refetch_at is not None and now - self._unknown_refetch_at < self.min_refetch_interval:
+            return False
+        if len(self._tried_kids) >= self.MAX_TRIED_KIDS:
+            self._tried_kids.clear()
+        self._tried_kids.add(kid)
+        self._unknown_refetch_at = now
+        return True
 
     async def _refresh(self) -> None:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,13 @@
 For the users the admin lets read sessions (the `view_interviewsession` permission,
 checked per connection against a session that exists). Events arrive through the
 channel layer group of the session, so the watcher may sit on any worker.
+
+The first message is a snapshot (status, progress and every stored turn), sent after
+joining the group: an event that lands between the two is in both, and the page keeps
+turns by sequence, so nothing is missed or shown twice. A watcher that reconnects (or
+whose events were dropped: channels-redis silently drops a group message to a full
+channel) resyncs from a fresh snapshot; live events are best effort, the stored turns
+are the record.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from interviews.selectors import session_exists
+from interviews.selectors import session_exists, session_watch_snapshot
 
 from .consumer_base import RealtimeConsumer
 from .groups import live_group
@@ -48,6 +55,8 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
             return
         self.session_id = session_id
         await self.accept()
+        snapshot = await database_sync_to_async(session_watch_snapshot)(session_id=session_id)
+        await self.send_json({"sessionId": session_id, **snapshot})
 
     async def cleanup(self):
         if self.session_id is not None:

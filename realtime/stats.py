@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import weakref
 
 consumers: "weakref.WeakSet" = weakref.WeakSet()
@@ -19,7 +20,15 @@ def snapshot(*, user_slots: int) -> dict:
         "tasks": len(tasks),
         "taskKinds": dict(collections.Counter(_kind(task) for task in tasks)),
         "rssBytes": _rss_bytes(),
+        "openFds": _open_fds(),
     }
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
 
 
 def _rss_bytes() -> int:

@@ -15,3 +15,5 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.requirements-*
   touch "$stamp"
 fi
+# One-time preparation of the embedded recogniser (into VAR_DIR/models; skipped when done).
+.venv/bin/python -m realtime.providers.local.prepare

