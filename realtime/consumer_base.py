@@ -32,6 +32,7 @@ class RealtimeConsumer(DirectDispatchMixin):
     """Mixin for AsyncWebsocketConsumer subclasses (put it first in the bases)."""
 
     cleaned_up = False
+    socket_gone = False  # the closing handshake is over (or the client dropped)
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -58,6 +59,10 @@ class RealtimeConsumer(DirectDispatchMixin):
             log.exception("%s: unexpected error; closing the connection", type(self).__name__)
             await self._close_quietly(CloseCode.INTERNAL_ERROR)
         await self._cleanup_shielded()
+
+    async def websocket_disconnect(self, message):
+        self.socket_gone = True
+        await super().websocket_disconnect(message)
 
     def inbound_backlog(self) -> int:
         """Frames daphne has read from the client that this consumer has not handled yet."""
@@ -89,7 +94,7 @@ class RealtimeConsumer(DirectDispatchMixin):
 
     async def _close_quietly(self, code: int) -> None:
         try:
-            await self.base_send({"type": "websocket.close", "code": code})
+            await self.base_send({"type": "websocket.close", "code": int(code)})  # autobahn refuses an IntEnum
         except Exception:  # the socket may be gone already
             pass
 

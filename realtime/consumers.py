@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
+from interviews import services
 from interviews.selectors import SessionAccessError
 
 from . import metrics
@@ -29,6 +30,7 @@ from .dialects import VoiceDialect
 from .groups import live_group, owner_group
 from .inbound import InboundLimits
 from .layer import LAYER_ERRORS, memberships, with_one_retry
+from .live import LiveInterest, ask_watchers
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
 from .sessions import session_is_live, session_questions_ensure, session_take
@@ -81,6 +83,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         self.connection_number: int | None = None
         self.stalled_since: float | None = None
         self.inbound = InboundLimits(self.limits)
+        self.live_interest = LiveInterest()  # recruiters watching this session (realtime/live.py)
         self.message_loop = asyncio.current_task()
         self.outbound.limit_kernel_buffer(self.limits["SOCKET_SEND_BUFFER_BYTES"])
         await self.accept()
@@ -118,8 +121,13 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                 self.socket_log.closed(self.close_code)
 
     async def shut_down(self) -> None:
-        await self._close(p.CloseCode.SERVER_RESTARTING)  # nothing more is sent once this is
-        await self._cleanup_shielded()
+        """The worker is stopping. Flush first, then send 4012: the session is already
+        marked disconnected when the candidate reconnects elsewhere, so the new worker
+        need not wait for an answer from this one (TAKEOVER_WAIT_SECONDS)."""
+        self.close_code = p.CloseCode.SERVER_RESTARTING
+        await self._cleanup_shielded()  # nothing more is sent once it starts
+        metrics.CLOSED_BY_SERVER.labels(str(int(p.CloseCode.SERVER_RESTARTING))).inc()
+        await self._close_quietly(p.CloseCode.SERVER_RESTARTING)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.closed:  # queued behind our own close: nobody is listening any more
@@ -225,6 +233,8 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         session_id = self.session_id = str(uuid.UUID(session_id))  # one spelling, one group
         await memberships.add(self.channel_layer, owner_group(session_id), self.channel_name)
         await self._take_over(session_id, wait=live)
+        if self.closed:  # the client left (or the worker is draining): a newer connection may hold it
+            return
         try:
             snapshot, history, resumed = await database_sync_to_async(session_take)(
                 session_id=session_id, user_id=identity.user_id
@@ -235,6 +245,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self._refuse_access(error, session_id)
             return
         self.connection_number = snapshot.connection_number
+        if self.closed:
+            await self._give_back(session_id)
+            return
         writeback_schedule(session_id)  # live, in Supabase too (background; no-op unless configured)
         config = RuntimeConfig.from_settings(self.limits)
         providers = get_providers()
@@ -250,15 +263,19 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             send=self._send_text,
             encode=self.dialect.encode,
             publish=self._publish_live,
+            watched=self.live_interest.active,
             close=self._runtime_close,
         )
+        if self.closed:  # gone meanwhile: cleanup() stops the runtime; never claim over a newer connection
+            return
         # One owner, always: whoever joined at the same moment with a lower number lets go.
         await with_one_retry(self.channel_layer.group_send, owner_group(session_id), {
             "type": "session.claimed", "channel": self.channel_name, "connection": self.connection_number})
         if self.superseded:
             await self._let_go()
         if self.closed:
-            return  # cleanup() stops the runtime
+            return
+        await ask_watchers(self.channel_layer, session_id)  # live views announce themselves to the new owner
         log.info("session %s: authenticated user %s (%s)", self.session_id, self.user_id,
                  "resumed" if resumed else "new")
         await self._emit(
@@ -296,6 +313,13 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                 await self.channel_layer.receive(reply)
         except TimeoutError:  # its worker is gone: the database already has what it wrote
             log.info("session %s: no answer from the previous connection; taking over", session_id)
+
+    async def _give_back(self, session_id: str) -> None:
+        """This connection took the session but closed before it could serve it: mark it
+        disconnected (a no-op if a newer connection has taken it since), never claim it."""
+        log.info("session %s: connection closed while authenticating; not taking the session", session_id)
+        await database_sync_to_async(services.session_disconnect)(
+            session_id=session_id, connection_number=self.connection_number)
 
     async def _take_user_slot(self, user_id: str) -> bool:
         """Count this connection against its user: in this worker first (before any wait,
@@ -478,6 +502,10 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             except Exception:  # the new owner stops waiting on its own after a moment
                 log.warning("session %s: could not tell the new owner it was released", self.session_id)
         await self._close(p.CloseCode.TAKEN_OVER)
+
+    async def session_watching(self, event):
+        """A recruiter's live view watches this session, or stopped (realtime/live.py)."""
+        self.live_interest.note(event)
 
     async def _publish_live(self, event: dict) -> None:
         await self.channel_layer.group_send(live_group(self.session_id), {"type": "session.event", "event": event})

@@ -19,6 +19,7 @@ from .consumer_base import CLEANUP_SECONDS
 log = logging.getLogger(__name__)
 
 _installed = False
+CLOSE_HANDSHAKE_SECONDS = 2.0
 draining = False  # set on SIGTERM: new connections are turned away
 
 
@@ -41,6 +42,10 @@ async def drain_and_stop() -> None:
     log.info("SIGTERM: letting %d connections go before stopping", len(consumers))
     if consumers:
         await asyncio.wait([asyncio.ensure_future(c.shut_down()) for c in consumers], timeout=CLEANUP_SECONDS + 2)
+        # Stopping the reactor drops every socket; let the close frames (4012) reach the clients first.
+        deadline = asyncio.get_running_loop().time() + CLOSE_HANDSHAKE_SECONDS
+        while any(not c.socket_gone for c in consumers) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
     from twisted.internet import reactor
 
     reactor.stop()

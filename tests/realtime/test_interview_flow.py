@@ -232,3 +232,25 @@ async def test_ping_is_answered_with_pong_before_and_after_auth(live_session):
     await client.send("client-ping", id=7)
     assert await client.expect("server-pong") == {"id": 7}
     await client.close()
+
+
+async def test_a_connection_that_closed_while_authenticating_never_takes_the_session(live_session):
+    # The session looks live to a worker that died, so the first connection waits for an
+    # answer to its takeover (TAKEOVER_WAIT_SECONDS); the candidate gives up on it meanwhile.
+    await database_sync_to_async(InterviewSession.objects.filter(pk=live_session.session_id).update)(
+        status=SessionStatus.LIVE)
+    stale = await Client.open()
+    await stale.send("client-auth", token=live_session.token, sessionId=live_session.session_id)
+    await asyncio.sleep(0.3)
+    await stale.ws.send_input({"type": "websocket.disconnect", "code": 1006})
+    # The dead worker's lease expires; the candidate's new window joins at once.
+    await database_sync_to_async(InterviewSession.objects.filter(pk=live_session.session_id).update)(
+        status=SessionStatus.DISCONNECTED)
+    newer = await Client.open()
+    await newer.auth(live_session)
+    await newer.read_for(2.5)  # the stale wait has long ended by now
+    assert newer.close_code is None
+    assert "session_taken_over" not in [e["code"] for e in newer.of_type("server-error")]
+    session = await session_row(live_session.session_id)
+    assert session.status == SessionStatus.LIVE and session.connection_count == 1
+    await newer.close()
