@@ -108,6 +108,7 @@ class SessionRuntime:
         publish: Publish,
         close: Close,
         encode: Encode = p.server_message,
+        watched: Callable[[], bool] | None = None,
     ):
         self.snapshot = snapshot
         self._providers = providers
@@ -115,6 +116,7 @@ class SessionRuntime:
         self._send_text = send
         self._encode = encode
         self._publish = publish
+        self._watched = watched or (lambda: True)  # whether anyone watches the live words
         self._close = close
         self._question_index = snapshot.question_index
         self._conversation = list(snapshot.conversation)
@@ -298,6 +300,8 @@ class SessionRuntime:
         """
         now = time.monotonic()
         if now - self._live_sent_at < LIVE_EVENT_INTERVAL_S or (self._live_task and not self._live_task.done()):
+            return
+        if not self._watched():  # nobody watches: the audio path never touches the channel layer
             return
         self._live_sent_at = now
         self._live_task = asyncio.create_task(self._publish_quietly({"event": "live-transcript", "transcript": text}))
