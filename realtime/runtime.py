@@ -589,6 +589,9 @@ class SessionRuntime:
             self._follow_up_for = response.question_index
         if response.pacer is not None:
             response.metrics["audio_out_ms"] = round(response.pacer.played_ms() if interrupted else response.pacer.sent_ms)
+        set_question = getattr(self._stt, "set_question", None)
+        if set_question is not None:  # the question being answered is one signal for turn-taking
+            set_question(text)
         self._conversation.append(ConversationLine(Speaker.INTERVIEWER, text))
         self._recorder.submit(
             services.turn_record, speaker=Speaker.INTERVIEWER, text=text, planned_text=response.planned_text,

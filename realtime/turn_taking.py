@@ -2,20 +2,43 @@
 
 A fixed 700 ms rule makes every finished answer wait 700 ms, and still cuts off a
 candidate who stops to think after "and" or "um". This policy chooses the silence needed
-from the words heard so far (the recogniser's latest hypothesis for the utterance):
+from the words heard so far (the recogniser's latest hypothesis for the utterance) and
+the question the candidate is answering. Interview answers have thinking pauses of
+0.6-1.5 s; a cut-off is worse than some dead air, so anything that looks unfinished waits
+`unfinished_ms` (2 s), and only an answer that looks finished is taken after `finished_ms`.
 
-- a trailing conjunction, filler or function word ("and", "because", "um", "the", "to",
-  "is"), a trailing comma or dash: the thought is unfinished -> `unfinished_ms` (long:
-  candidates pause 0.6-1.5 s to think, and a cut-off is worse than some dead air);
-- sentence-final punctuation (recognisers that punctuate, like Moonshine) on a complete
-  clause: finished -> `finished_ms` (short);
-- no punctuation to go by (PocketSphinx) and no unfinished ending -> `plain_ms`;
-- a very short answer to an open question ("Well." to "Tell me about...") is more
-  likely a start than an answer -> at least `plain_ms`.
+The rules, in order (first match wins):
+
+1. Nothing recognised yet -> `unfinished_ms` (no reason to hurry).
+2. The words end on a continuer -> `unfinished_ms`: a conjunction ("and", "because",
+   "but"), a filler ("um", "uh"), a preposition, article, possessive or subject pronoun
+   ("to", "the", "with", "my", "I"): English sentences almost never end there, whatever
+   the recogniser's punctuation says.
+3. The words end on a thinking phrase ("let me think", "good question", "how do I put
+   it") or consist only of fillers and discourse markers ("Um, so?", "Well,") ->
+   `unfinished_ms`: the candidate has not started answering yet.
+4. The words end on an auxiliary or copula ("was", "were", "is", "would", "have") ->
+   `unfinished_ms` ("The reason we switched was ..."), unless they are a short
+   elliptical reply (at most `short_answer_words` words) to a yes/no question ("Did you
+   lead it?" - "Yes, I did.") -> `plain_ms`.
+5. Other words that end a sentence only sometimes ("so", "that", "which", "really";
+   "I'm proud of that."): `unfinished_ms` when unpunctuated, `plain_ms` when the
+   recogniser put a full stop after them.
+6. A trailing comma, colon or dash -> `plain_ms`: Moonshine writes a comma where the
+   audio it was given stops short (a pause under ~0.3 s), so a comma alone is weak
+   evidence; the words before it decide (rules 2-5 already caught "was," or "and,").
+7. An open question ("Tell me about ...", "Describe ...", "How did you ...", "Why ...")
+   answered so far in fewer than `open_answer_words` words (fillers not counted) ->
+   `unfinished_ms`: the first
+   short sentence of an account is a start more often than the whole answer (the
+   recogniser may also have misheard a trailing "and": "back-end and" -> "backhand end").
+8. Otherwise: sentence-final punctuation (recognisers that punctuate, like Moonshine)
+   -> `finished_ms`; no punctuation to go by (PocketSphinx) -> `plain_ms`.
 
 Recognisers call `silence_needed_ms()` while the silence grows (the pause so far is
-theirs to count) and end the turn once it is reached. The question asked, when the
-runtime tells the stream (`set_question`), is one signal.
+theirs to count) and end the turn once it is reached; a new decode of the words (a
+pause that was only a breath) is asked again. The runtime tells the stream the question
+asked (`set_question`) each time the interviewer finishes speaking.
 """
 
 from __future__ import annotations
@@ -23,48 +46,88 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Words after which a speaker is almost never done (English), whatever the punctuation.
+# Rule 2: words after which a speaker is almost never done (English), whatever the punctuation.
 HARD_CONTINUERS = frozenset("""
 and but or nor because cause since although though whereas unless until plus
 um umm uh uhh er erm ah eh hmm mm
 the a an to of in on at by for with from into onto about over under between through during
-my our your their his her its these those some every i we you they he she i'm we're i've
-we've i'd i'll there's if than whether whose
+my our your their his her its these those every i we you they he she i'm we're i've
+we've i'd i'll you're they're there's if than whether whose
 """.split())
-# Words that end a clause only sometimes ("I'm proud of that.", "as well."): unfinished
-# unless the recogniser put a full stop after them.
+# Rule 3: an utterance made only of these has not started answering.
+FILLERS = frozenset("""
+um umm uh uhh er erm ah eh hmm mm oh so well like okay ok right now alright yeah
+""".split())
+_THINKING = re.compile(
+    r"\b(let me (think|see)|let's see|good question|how (do|should|can) i (put|say|describe) (it|this|that)"
+    r"|what(?:'s| is) the word|give me a (second|moment|sec)|hold on|one (second|moment)|i mean|you know)"
+    r"\W*$", re.I)
+# Rule 4: an auxiliary or copula ends a clause only in elliptical replies ("Yes, it was.").
+AUXILIARIES = frozenset("""
+is are was were am be been being have has had do does did will would
+""".split())
+# Rule 5: words that end a sentence only sometimes.
 SOFT_CONTINUERS = frozenset("""
 so also then as like well basically actually which that who whom what how why when where while
-this it is are was were be been am do does did have has had will would can could should
-may might must not very really just more most less quite any each no
+this it not very really just more most less quite any each some no
 """.split())
-UNFINISHED_WORDS = HARD_CONTINUERS | SOFT_CONTINUERS
+UNFINISHED_WORDS = HARD_CONTINUERS | AUXILIARIES | SOFT_CONTINUERS
 
-# Questions that ask for an account, not a yes or no.
-_OPEN_QUESTION = re.compile(r"\b(tell me|describe|walk me|explain|how|why|what|talk about|give me an example)\b", re.I)
-_WORD = re.compile(r"[a-z']+")
+# Questions that ask for an account, not a yes, a no or a name.
+_OPEN_QUESTION = re.compile(
+    r"\b(tell me|tell us|describe|walk me|walk us|explain|talk (me )?about|give me an example|share|"
+    r"how (did|do|would|will|have|could|can)|why)\b", re.I)
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_LAST_CLAUSE = re.compile(r"[.?!;:,]\s+")
+
+
+_YES_NO_QUESTION = re.compile(r"^(do|does|did|have|has|had|is|are|was|were|can|could|will|would|should|may)\b", re.I)
+
+
+def _last_sentence(text: str) -> str:
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text.strip()) if p.strip()]
+    return parts[-1] if parts else ""
+
+
+def is_open_question(question: str) -> bool:
+    return bool(question and _OPEN_QUESTION.search(_last_sentence(question)))
+
+
+def is_yes_no_question(question: str) -> bool:
+    return bool(question and _YES_NO_QUESTION.search(_last_sentence(question)))
 
 
 @dataclass(frozen=True)
 class TurnPolicy:
-    finished_ms: int = 320
+    finished_ms: int = 240
     plain_ms: int = 560
     unfinished_ms: int = 2000
-    short_answer_words: int = 3  # at most this many words to an open question: wait plain_ms
+    short_answer_words: int = 3  # rule 4: "Yes, it was." may end on "was"
+    open_answer_words: int = 8  # rule 7: fewer words than this to an open question is a start
 
     def silence_needed_ms(self, words: str, *, question: str = "") -> int:
         text = words.strip()
         tokens = _WORD.findall(text.lower())
         if not tokens:
-            return self.unfinished_ms  # nothing recognised yet: no reason to hurry
-        if text.endswith((",", "-", "\u2014", "...", ";", ":")) or tokens[-1] in HARD_CONTINUERS:
             return self.unfinished_ms
-        punctuated = text.endswith((".", "?", "!"))
-        if tokens[-1] in SOFT_CONTINUERS and not punctuated:
+        last = tokens[-1]
+        if last in HARD_CONTINUERS:
             return self.unfinished_ms
-        needed = self.finished_ms if punctuated else self.plain_ms
-        if len(tokens) <= self.short_answer_words and question and _OPEN_QUESTION.search(question):
-            needed = max(needed, self.plain_ms)
+        if _THINKING.search(text) or all(t in FILLERS for t in tokens):
+            return self.unfinished_ms
+        if last in AUXILIARIES:
+            elliptical = len(tokens) <= self.short_answer_words and is_yes_no_question(question)
+            return self.plain_ms if elliptical else self.unfinished_ms
+        stripped = text.rstrip()
+        punctuated = stripped.endswith((".", "?", "!"))
+        if last in SOFT_CONTINUERS:
+            return self.plain_ms if punctuated and len(tokens) > 1 else self.unfinished_ms
+        if stripped.endswith((",", "-", "\u2014", ";", ":")) or stripped.endswith("..."):
+            needed = self.plain_ms
+        else:
+            needed = self.finished_ms if punctuated else self.plain_ms
+        if sum(t not in FILLERS for t in tokens) < self.open_answer_words and is_open_question(question):
+            return self.unfinished_ms
         return needed
 
 

@@ -1,4 +1,5 @@
-"""The embedded Piper voice: streams a sentence at the output rate, stops when closed early."""
+"""The embedded Piper voice: streams a sentence at the output rate, stops when closed early,
+says a line it has said before from its cache."""
 
 import time
 
@@ -45,3 +46,22 @@ async def test_closing_early_stops_synthesis(tts):
 
 async def test_empty_text_yields_nothing(tts):
     assert [p async for p in tts.synthesize("   ")] == []
+
+
+async def test_a_line_said_before_is_said_again_without_synthesis(tts, monkeypatch):
+    from realtime.providers.local import piper_tts
+
+    line = "Thanks for sharing that."
+    first = b"".join([p async for p in tts.synthesize(line)])
+    runs = []
+    real_run = piper_tts._run
+    monkeypatch.setattr(piper_tts, "_run", lambda *args: runs.append(args[0]) or real_run(*args))
+    again = b"".join([p async for p in tts.synthesize(line)])
+    assert again == first and runs == []  # the same audio, from the worker's cache
+    # A line cut off before it was made is never kept (a later request makes it whole).
+    long_line = " ".join(f"This is sentence number {i} of a long answer." for i in range(6))
+    stream = tts.synthesize(long_line)
+    await anext(stream)
+    await stream.aclose()
+    whole = b"".join([p async for p in tts.synthesize(long_line)])
+    assert runs == [long_line, long_line] and len(whole) / 2 / RATE > 8

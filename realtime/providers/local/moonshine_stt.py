@@ -11,13 +11,21 @@ Per stream (one per live session), on the event loop and cheap:
   how much silence ends the turn for those words: short after a finished sentence, long
   after "and", "um" or a half-said clause. The final is the text already decoded, so it
   follows the silence at once.
-- a long thinking pause (`_COMMIT_MS`) or a long segment closes the segment: its text is
-  kept and the next words start a new one, so no decode ever covers more than
-  `_MAX_SEGMENT_S` of audio.
+- a long thinking pause (`_COMMIT_MS`), a pause of `_LONG_PAUSE_MS` in a segment of
+  `_LONG_SEGMENT_S` or more, or a very long segment closes the segment: its text is kept
+  and the next words start a new one, so no decode ever covers more than
+  `_MAX_SEGMENT_S` of audio, and the decode that ends a long answer covers only its
+  last few seconds (the final follows the end of speech sooner).
+
+Each decode of a growing segment gives the model the previous decode's tokens as a draft
+(moonshine_model.MoonshineModel.decode): checked in one pass, so a re-decode costs the
+new words only, with exactly the greedy result.
 
 Decoding runs on a bounded thread pool shared by all streams of the process (one
 thread per core), on one shared model (moonshine_model.shared_model()); each stream
-has at most one decode in flight, so the pool's queue is bounded by the live speakers.
+has at most one decode whose result it wants in flight, and at most one more (a partial
+that the end of speech made stale: the settle decode does not wait for it), so the pool's
+queue is bounded by twice the live speakers.
 Words from a decode come back as events at the next `feed()` (audio arrives every
 ~40 ms). Nothing is reported for silence or noise: no voiced frames, no decode.
 """
@@ -45,12 +53,24 @@ _PREROLL_FRAMES = 10  # ~320 ms before the first voiced frame, so no first word 
 _TAIL_FRAMES = 5  # ~160 ms of silence kept after speech in a decoded segment
 _SPEECH_ON, _SPEECH_OFF = 0.5, 0.35  # Silero probability thresholds (hysteresis)
 _PARTIAL_EVERY_MS = 1000
-_SETTLE_MS = 160  # silence after which the words so far are decoded for the turn policy
+_SETTLE_MS = 64  # silence after which the words so far are decoded for the turn policy
 _COMMIT_MS = 1000  # a pause this long closes the segment (its text is kept)
+_LONG_SEGMENT_S, _LONG_PAUSE_MS = 8.0, 300  # a segment this long closes at a pause this long,
+# so the decode that ends a long answer covers at most its last few seconds
 _MAX_SEGMENT_S = 20.0  # ... and so does a segment this long, at its next unvoiced frame
 _HARD_SEGMENT_S = 28.0  # ... or anywhere, past this
 
 _executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="moonshine")
+
+
+def _transcribe(model, audio: np.ndarray, draft: list[int]) -> tuple[str, list[int]]:
+    """Worker thread: (text, tokens) of the audio, the segment's last tokens as the draft."""
+    ids = model.decode(audio, draft)
+    if not ids and draft and len(audio) > _RATE:
+        # Moonshine now and then ends at its first token on audio it heard words in a moment
+        # ago (seen at one length of a 9 s clip); a slightly shorter cut decodes normally.
+        ids = model.decode(audio[: -_RATE // 10], draft)
+    return model.detokenize(ids), ids
 
 
 class MoonshineSpeechToText:
@@ -93,7 +113,8 @@ class MoonshineStream:
         self._speaking = False  # VAD state with hysteresis
         self._closed = False
         self._generation = 0
-        self._job: Future | None = None  # the one decode in flight ...
+        self._superseded: set[Future] = set()  # partial decodes still running, results unwanted
+        self._job: Future | None = None  # the one decode whose result is wanted ...
         self._job_meta: tuple | None = None  # ... and what it covers: (generation, kind, frames, voiced_len)
         self._new_utterance()
 
@@ -103,6 +124,7 @@ class MoonshineStream:
         self._segment: list[np.ndarray] = []  # frames of the open segment
         self._segment_voiced = 0  # voiced frames in it
         self._seg_text = ""  # latest decode of the open segment ...
+        self._seg_ids: list[int] = []  # ... its tokens (the draft the next decode checks first)
         self._seg_text_frames = -1  # ... and how many of its frames that decode covered
         self._silent_run = 0
         self._speech_end_ms = 0.0
@@ -146,7 +168,8 @@ class MoonshineStream:
         if self._segment and self._seg_text_frames < self._last_voiced_len:
             audio = self._segment_audio(len(self._segment))
             covered = self._last_voiced_len
-            self._seg_text = await asyncio.wrap_future(_executor.submit(self._model.transcribe, audio))
+            self._seg_text, self._seg_ids = await asyncio.wrap_future(
+                _executor.submit(_transcribe, self._model, audio, self._seg_ids))
             self._seg_text_frames = covered
         if generation == self._generation:
             self._finish(events)
@@ -161,9 +184,10 @@ class MoonshineStream:
     async def close(self) -> None:
         self._closed = True
         self._generation += 1
-        if self._job is not None:
-            await asyncio.wait({asyncio.wrap_future(self._job)})
-            self._job = None
+        pending = {asyncio.wrap_future(job) for job in (self._job, *self._superseded) if job is not None}
+        if pending:
+            await asyncio.wait(pending)
+        self._job = None
 
     # -- endpointing (event loop) --------------------------------------------------
 
@@ -219,7 +243,8 @@ class MoonshineStream:
         if not self._in_utt:
             return
         silence = self._silence_ms()
-        if self._segment and silence >= _COMMIT_MS:
+        if self._segment and (silence >= _COMMIT_MS or (
+                silence >= _LONG_PAUSE_MS and len(self._segment) * _FRAME_MS / 1000 >= _LONG_SEGMENT_S)):
             self._close_segment()
         if self._segment and self._seg_text_frames < self._last_voiced_len:
             # Words not decoded yet: at a pause, decode them all; while speaking, a partial
@@ -258,6 +283,7 @@ class MoonshineStream:
         if self._seg_text:
             self._committed.append(self._seg_text)
         self._segment, self._segment_voiced, self._seg_text, self._seg_text_frames = [], 0, "", -1
+        self._seg_ids = []
         self._last_voiced_len = self._last_partial_at = 0
 
     # -- decoding (worker threads) ---------------------------------------------------------
@@ -268,11 +294,15 @@ class MoonshineStream:
 
     def _decode(self, kind: str) -> None:
         if self._job is not None:
-            return
+            if kind != "settle" or self._job_meta[1] != "partial":
+                return
+            # Speech stopped while a partial decode runs: the words at the end are wanted now,
+            # not after it. Its result is dropped (a running decode cannot be stopped).
+            self._superseded = {job for job in self._superseded if not job.done()} | {self._job}
         frames = len(self._segment)
         self._last_partial_at = frames
         self._job_meta = (self._generation, kind, frames, self._last_voiced_len)
-        self._job = _executor.submit(self._model.transcribe, self._segment_audio(frames))
+        self._job = _executor.submit(_transcribe, self._model, self._segment_audio(frames), self._seg_ids)
 
     def _collect(self, events: list[TranscriptEvent]) -> None:
         job = self._job
@@ -282,12 +312,14 @@ class MoonshineStream:
         generation, kind, frames, voiced_len = self._job_meta
         if generation != self._generation or not self._in_utt:
             return
-        text = job.result()  # an error here reaches the runtime, which logs and counts it
+        text, self._seg_ids = job.result()  # an error here reaches the runtime, which logs and counts it
         # Up to date only if no voiced frame came after the audio it decoded.
         self._seg_text, self._seg_text_frames = text, voiced_len
         partial = self._words()
         if partial and partial != self._last_partial:
             self._last_partial = partial
             events.append(TranscriptEvent(text=partial, is_final=False))
-        if self._silence_ms() >= _COMMIT_MS or len(self._segment) * _FRAME_MS / 1000 >= _MAX_SEGMENT_S:
+        seconds = len(self._segment) * _FRAME_MS / 1000
+        silence = self._silence_ms()
+        if silence >= _COMMIT_MS or seconds >= _MAX_SEGMENT_S or (seconds >= _LONG_SEGMENT_S and silence >= _LONG_PAUSE_MS):
             self._close_segment()
