@@ -13,11 +13,11 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from realtime import leases, shutdown  # noqa: E402
-from realtime.providers.registry import get_providers  # noqa: E402
+from realtime.providers.registry import warm_up_providers  # noqa: E402
 from realtime.publish import bind_event_loop  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-get_providers()  # a missing key or an unknown provider stops the worker here, saying which
+warm_up_providers()  # a missing key or an unknown provider stops the worker here, saying which; models load now
 
 router = ProtocolTypeRouter(
     {

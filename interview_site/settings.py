@@ -225,7 +225,7 @@ REALTIME = {
     # The embedded recognisers' end of turn: "adaptive" (realtime/turn_taking.py: short
     # after a finished sentence, long after "and", "um" or a half-said clause) or "fixed"
     # (END_OF_UTTERANCE_SILENCE_MS whatever was said).
-    "TURN_TAKING": os.environ.get("REALTIME_TURN_TAKING", "fixed"),
+    "TURN_TAKING": os.environ.get("REALTIME_TURN_TAKING", "adaptive"),
     "VAD_MODE": env_int("REALTIME_VAD_MODE", 2),
     "MIN_INTERRUPTION_WORDS": env_int("REALTIME_MIN_INTERRUPTION_WORDS", 2),
     "LLM_DEADLINE_SECONDS": env_float("REALTIME_LLM_DEADLINE_SECONDS", 8.0),

@@ -14,6 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS_TOKEN = "test-ops-token"
+# Workers that test sockets, storage or recovery rather than speech start with the light
+# embedded options (PocketSphinx, eSpeak NG, the fixed 700 ms turn rule: ~0.1 GB and no
+# model load); `light_speech=False`, or a test's own REALTIME_* values, give the defaults.
+LIGHT_SPEECH = {"REALTIME_STT": "pocketsphinx", "REALTIME_TTS": "espeak", "REALTIME_TURN_TAKING": "fixed"}
 
 
 def free_port() -> int:
@@ -39,11 +43,13 @@ class DaphneServer:
     """One daphne worker serving the project, with its own database and key directory."""
 
     def __init__(self, *, port: int | None = None, env: dict | None = None, var_dir: str | None = None,
-                 log_path: str | None = None):
+                 log_path: str | None = None, light_speech: bool = True):
         self.port = port or free_port()
         self.var_dir = var_dir or tempfile.mkdtemp(prefix="daphne-")
         self.env = {**os.environ, "VAR_DIR": self.var_dir, "DEMO_BASE_URL": self.base_url,
                     "PYTHONUNBUFFERED": "1", "REALTIME_OPS_TOKEN": OPS_TOKEN, **(env or {})}
+        if light_speech and self.env.get("REALTIME_PROVIDERS", "local") == "local":
+            self.env = {**LIGHT_SPEECH, **self.env}
         self.log_path = log_path or os.path.join(self.var_dir, f"daphne-{self.port}.log")
         self.process: subprocess.Popen | None = None
 

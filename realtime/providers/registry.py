@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import Providers
 
 PRESETS = {  # preset -> (stt, llm, tts)
-    "local": ("local", "local", "local"),
+    "local": ("moonshine", "local", "piper"),
     "openai": ("openai", "openai", "openai"),
     "synthetic": ("synthetic", "synthetic", "synthetic"),
 }
@@ -36,6 +36,18 @@ def get_providers(name: str | None = None) -> Providers:
     if name is not None:
         config.update(PROVIDERS=name, STT="", LLM="", TTS="")
     return build_providers(config, os.environ)
+
+
+def warm_up_providers() -> Providers:
+    """The worker's providers with their models loaded now (Moonshine ~5 s and ~0.85 GB,
+    Piper ~1 s and ~0.34 GB, once per worker), not at the first candidate. `manage.py`
+    commands only build them (cheap: models load on first use)."""
+    providers = get_providers()
+    for part in (providers.stt, providers.tts, providers.fallback_tts):
+        warm_up = getattr(part, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+    return providers
 
 
 def build_providers(config: Mapping, env: Mapping[str, str]) -> Providers:
@@ -55,7 +67,8 @@ def build_providers(config: Mapping, env: Mapping[str, str]) -> Providers:
         if name not in builders:
             raise ProviderConfigError(f"Unknown REALTIME_{role}={name!r}; choose one of {sorted(builders)}.")
     stt, (interviewer, evaluator), tts = STT[names[0]](vendor), LLM[names[1]](vendor), TTS[names[2]](vendor)
-    label = preset if names == list(PRESETS[preset]) else "+".join(names)
+    defaults = [builders[name] for builders, name in zip((STT, LLM, TTS), PRESETS[preset])]
+    label = preset if [b[n] for b, n in zip((STT, LLM, TTS), names)] == defaults else "+".join(names)
     return Providers(stt=stt, interviewer=interviewer, tts=tts, evaluator=evaluator, name=label)
 
 
@@ -103,7 +116,7 @@ class _Vendors:
 
 # --- speech to text ---------------------------------------------------------------------
 
-def _local_stt(vendor: _Vendors):
+def _pocketsphinx_stt(vendor: _Vendors):
     from realtime.turn_taking import from_config
 
     from .local import PocketsphinxSpeechToText
@@ -118,9 +131,13 @@ def _moonshine_stt(vendor: _Vendors):
 
     from .local.moonshine_stt import MoonshineSpeechToText
 
-    stt = MoonshineSpeechToText(turn_policy=from_config(vendor.config))
-    stt.warm_up()  # ~5 s and ~0.85 GB once per worker, at start rather than at the first candidate
-    return stt
+    from .local import moonshine_model
+
+    try:
+        moonshine_model.package_dir()  # the weights' package is installed (loaded later, once)
+    except RuntimeError as error:
+        raise ProviderConfigError(str(error)) from None
+    return MoonshineSpeechToText(turn_policy=from_config(vendor.config))
 
 
 def _openai_stt(vendor: _Vendors):
@@ -159,7 +176,7 @@ def _gemini_llm(vendor: _Vendors, needed_by: str = "REALTIME_LLM=gemini"):
 
 # --- the voice --------------------------------------------------------------------------
 
-def _local_tts(vendor: _Vendors):
+def _espeak_tts(vendor: _Vendors):
     from .local import EspeakTextToSpeech
 
     return EspeakTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
@@ -168,9 +185,7 @@ def _local_tts(vendor: _Vendors):
 def _piper_tts(vendor: _Vendors):
     from .local.piper_tts import PiperTextToSpeech
 
-    tts = PiperTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
-    tts.warm_up()
-    return tts
+    return PiperTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
 
 
 def _openai_tts(vendor: _Vendors):
@@ -221,7 +236,7 @@ def _openai_realtime(vendor: _Vendors) -> Providers:
         silence_ms=vendor.config["END_OF_UTTERANCE_SILENCE_MS"],
     )
     return Providers(stt=None, interviewer=interviewer, tts=None, evaluator=evaluator,
-                     session_factory=factory, fallback_tts=_local_tts(vendor), name="openai-realtime")
+                     session_factory=factory, fallback_tts=_espeak_tts(vendor), name="openai-realtime")
 
 
 def _gemini_live(vendor: _Vendors) -> Providers:
@@ -241,12 +256,15 @@ def _gemini_live(vendor: _Vendors) -> Providers:
         output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"],
     )
     return Providers(stt=None, interviewer=interviewer, tts=None, evaluator=evaluator,
-                     session_factory=factory, fallback_tts=_local_tts(vendor), name="gemini-live")
+                     session_factory=factory, fallback_tts=_espeak_tts(vendor), name="gemini-live")
 
 
-STT = {"local": _local_stt, "pocketsphinx": _local_stt, "moonshine": _moonshine_stt, "openai": _openai_stt,
-       "synthetic": _synthetic(0)}
+# "local" is the embedded default of each role (Moonshine, the scripted interviewer, Piper);
+# PocketSphinx and eSpeak NG are the light options (fast to start, ~0.1 GB, far less accurate
+# and harder to follow).
+STT = {"local": _moonshine_stt, "moonshine": _moonshine_stt, "pocketsphinx": _pocketsphinx_stt,
+       "openai": _openai_stt, "synthetic": _synthetic(0)}
 LLM = {"local": _local_llm, "openai": _openai_llm, "gemini": _gemini_llm, "synthetic": _synthetic(1)}
-TTS = {"local": _local_tts, "espeak": _local_tts, "piper": _piper_tts, "openai": _openai_tts,
+TTS = {"local": _piper_tts, "piper": _piper_tts, "espeak": _espeak_tts, "openai": _openai_tts,
        "elevenlabs": _elevenlabs_tts, "synthetic": _synthetic(2)}
 SPEECH_TO_SPEECH = {"openai-realtime": _openai_realtime, "gemini-live": _gemini_live}

@@ -75,9 +75,10 @@ def mic_wav(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="package")
 def server(chromium_path):
-    """One daphne for the whole browser suite (tests may restart it: same port, same DB)."""
+    """One daphne for the whole browser suite (tests may restart it: same port, same DB),
+    on the default providers a candidate meets (Moonshine, Piper, adaptive turn-taking)."""
     var_dir = tempfile.mkdtemp(prefix="browser-daphne-")
-    daphne = DaphneServer(var_dir=var_dir, env={"LOG_LEVEL": "INFO"})
+    daphne = DaphneServer(var_dir=var_dir, env={"LOG_LEVEL": "INFO"}, light_speech=False)
     daphne.migrate()
     daphne.start()
     yield daphne

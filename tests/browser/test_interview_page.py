@@ -8,12 +8,13 @@ says which step broke.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from interviews.services import DEMO_QUESTIONS
-from tests.browser.conftest import PageDriver
+from tests.browser.conftest import MIC_ANSWER, PageDriver
 
 pytestmark = pytest.mark.browser
 
@@ -80,7 +81,14 @@ def test_spoken_answer_shows_live_then_final_transcript(interview):
     )
     assert page.locator("#interim").is_hidden()
     candidate = [t for t in turn_items(interview) if t["speaker"] == "candidate"]
-    assert len(candidate) == 1 and candidate[0]["text"].strip()
+    assert len(candidate) == 1
+    # The microphone said MIC_ANSWER (in eSpeak NG's voice, through Chromium's capture and
+    # the page's resampling): the default recogniser (Moonshine) gives back words a reader
+    # recognises, as one answer. (PocketSphinx made nonsense of such a voice.)
+    said = MIC_ANSWER.split()  # my name is john and i like python programming
+    heard = set(re.findall(r"[a-z]+", candidate[0]["text"].lower()))
+    recognised = [word for word in said if word in heard]
+    assert {"name", "john", "python"} <= heard and len(recognised) >= len(said) - 2, candidate[0]["text"]
     assert interview.evaluate("() => interviewPage.hooks.interimShown") > 0
     assert interview.evaluate("() => interviewPage.hooks.micChunksSent") > 50
 

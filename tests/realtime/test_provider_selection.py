@@ -19,6 +19,9 @@ def test_the_default_is_the_embedded_set():
     providers = choose()
     assert providers.name == "local" and providers.evaluator is None
     assert type(providers.interviewer).__name__ == "ScriptedInterviewer"
+    # Issue 13: the recogniser and the voice worth using are the defaults.
+    assert (type(providers.stt).__name__, type(providers.tts).__name__) == ("MoonshineSpeechToText", "PiperTextToSpeech")
+    assert choose(STT="local", TTS="local").name == "local"  # "local" names the defaults
 
 
 @pytest.mark.parametrize("roles, message", [
@@ -41,10 +44,12 @@ def test_a_bad_choice_is_refused_with_the_reason(roles, message):
 
 def test_roles_of_a_preset_are_replaced_one_by_one():
     providers = choose({"OPENAI_API_KEY": "sk-test"}, LLM="openai")
-    assert providers.name == "local+openai+local"
+    assert providers.name == "moonshine+openai+piper"
     assert type(providers.interviewer).__name__ == "OpenAIInterviewer"
     assert providers.evaluator is not None  # results are analysed by the same model
-    assert type(providers.stt).__name__ == "PocketsphinxSpeechToText"
+    assert type(providers.stt).__name__ == "MoonshineSpeechToText"
+    light = choose({}, STT="pocketsphinx", TTS="espeak")  # the light pair, by name
+    assert (type(light.stt).__name__, type(light.tts).__name__) == ("PocketsphinxSpeechToText", "EspeakTextToSpeech")
 
 
 def test_a_worker_with_a_missing_key_does_not_start(tmp_path):

@@ -114,7 +114,7 @@ def test_the_voice_is_the_configured_one_and_espeak_for_speech_to_speech(monkeyp
     question_audio.voice.cache_clear()
     try:
         tts, key = question_audio.voice()
-        assert tts is registry.get_providers().tts and "EspeakTextToSpeech" in key
+        assert tts is registry.get_providers().tts and type(tts).__qualname__ in key
         speech_to_speech = Providers(stt=None, interviewer=None, tts=None, session_factory=lambda **_: None)
         monkeypatch.setattr(registry, "get_providers", lambda: speech_to_speech)
         question_audio.voice.cache_clear()
