@@ -44,11 +44,12 @@ async def echo_rtt(url: str, concurrency: int, rounds: int) -> list[float]:
 
 
 async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: float, budget_s: float,
-                   workers: list) -> dict:
+                   workers: list, resolution: float = 0.25, min_gap: int = 2) -> dict:
     """Step the number of concurrent real-time audio streams up until chunk -> interim p99
     passes BOUND_S (or chunks go unanswered, or the server reports errors), then bisect while
-    the gap is wide. A failing step is measured twice (a stall of the shared machine is not
-    capacity). Connections are kept across steps."""
+    the gap between the best passing and the lowest failing count is wider than
+    max(min_gap, resolution x best). A failing step is measured twice (a stall of the shared
+    machine is not capacity). Connections are kept across steps."""
     deadline = now() + budget_s
     conns: list[Conn] = []
     results: list[dict] = []
@@ -78,7 +79,8 @@ async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: fl
             if failed_at is not None:  # bisect while the gap is wider than a quarter of the best
                 middle = (best + failed_at) // 2
                 tried = {s["count"] for s in results}
-                todo = [middle] if best and failed_at - best > max(2, best // 4) and middle not in tried else []
+                todo = [middle] if best and failed_at - best > max(min_gap, best * resolution) and middle not in tried \
+                    else []
     finally:
         await close_all(conns)
     passing = [s for s in results if s["passed"]]
@@ -95,10 +97,8 @@ async def _stream_step(conns: list[Conn], seconds: float, warmup: float, workers
         conn.recording, conn.latencies, conn.errors = False, [], []
         conn.forget_unheard()
     start = now() + 0.05
-    period = c.CHUNK_MS / 1000
     # Spread the connections over the 40 ms period, as independent clients would be.
-    tasks = [asyncio.create_task(conn.stream(seconds, start=start + period * i / len(conns)))
-             for i, conn in enumerate(conns)]
+    tasks = [asyncio.create_task(c.stream_all(conns, seconds, start))]
     await asyncio.sleep(warmup)
     for conn in conns:
         conn.forget_unheard()

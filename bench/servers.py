@@ -10,6 +10,7 @@ Every process started here is killed when the cluster exits, and at interpreter 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -102,8 +103,10 @@ class Cluster:
 
     def __init__(self, *, app: str = INTERVIEW_APP, workers: int = 1, providers: str = "synthetic",
                  redis: bool = False, postgres: bool = False, shared_port: bool = False,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, cpu_cores: float | None = None):
         self.var_dir = tempfile.mkdtemp(prefix="bench-")
+        # Each worker in its own CPU group; the quota is only applied by `quota()` (capacity figures).
+        self.cpu = CpuGroups(cpu_cores)
         extra = {"REALTIME_PROVIDERS": providers, **(extra_env or {})}
         if redis:
             extra["REDIS_URL"] = REDIS_URL
@@ -139,6 +142,8 @@ class Cluster:
                 _postgres(f'CREATE DATABASE "{self.database}"')
             for worker in self.workers:
                 worker.start()
+                self.cpu.limit(worker.pid)
+            self.cpu.lift()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -146,9 +151,22 @@ class Cluster:
             sock.close()  # the workers hold their own copies
         return self
 
+    @contextlib.contextmanager
+    def quota(self):
+        """The cluster's CPU quota per worker for the duration (when cgroups are usable)."""
+        if not self.cpu.active:
+            yield None
+            return
+        self.cpu.set(self.cpu.cores)
+        try:
+            yield self.cpu.cores
+        finally:
+            self.cpu.lift()
+
     def __exit__(self, *exc) -> None:
         for worker in self.workers:
             worker.stop()
+        self.cpu.close()
         for sock in self._sockets:
             sock.close()
         if exc and exc[0] is not None:
@@ -212,6 +230,14 @@ CGROUP_CPU = Path(os.environ.get("BENCH_CGROUP_CPU", "/sys/fs/cgroup/cpu"))
 # A short period: a worker over its quota waits at most (1 - quota) x 10 ms, well under the
 # 50 ms latency bound (with the default 100 ms period a throttled worker stalls for up to 75 ms).
 CPU_PERIOD_US = 10_000
+# A group's weight against everything else on the machine (a busy process outside any group
+# weighs 1024): the measured workers, the load generator and nginx get their CPU first, so
+# other jobs on a shared machine do not decide the figures. Quotas still cap the workers.
+CPU_SHARES = int(os.environ.get("BENCH_CPU_SHARES", "8192"))
+
+
+def cgroup_writable() -> bool:
+    return os.access(CGROUP_CPU, os.W_OK) and (CGROUP_CPU / "cgroup.procs").exists()
 
 
 class CpuGroups:
@@ -224,9 +250,10 @@ class CpuGroups:
         self.cores = cores
         self.groups: list[Path] = []
         self.note = ""
+        self.pids: list[int] = []
         if cores is None:
             self.note = "no CPU quota asked"
-        elif not os.access(CGROUP_CPU, os.W_OK) or not (CGROUP_CPU / "cgroup.procs").exists():
+        elif not cgroup_writable():
             self.note = f"{CGROUP_CPU} is not a writable cgroup v1 cpu controller: workers run without a CPU quota"
 
     @property
@@ -237,11 +264,13 @@ class CpuGroups:
         if not self.active:
             return
         try:
-            group = CGROUP_CPU / f"bench-{os.getpid()}-{len(self.groups)}"
+            group = CGROUP_CPU / f"bench-{os.getpid()}-{id(self):x}-{len(self.groups)}"
             group.mkdir(exist_ok=True)
             self.groups.append(group)
+            self.pids.append(pid)
             (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             (group / "cpu.cfs_quota_us").write_text(str(int(self.cores * CPU_PERIOD_US)))
+            (group / "cpu.shares").write_text(str(CPU_SHARES))
             (group / "cgroup.procs").write_text(str(pid))
         except OSError as error:
             self.note = f"cgroup not usable ({error}): workers run without a CPU quota"
@@ -249,11 +278,17 @@ class CpuGroups:
 
     def lift(self) -> None:
         """No quota any more (the groups stay until close())."""
+        self.set(None)
+
+    def set(self, cores: float | None) -> None:
+        """Every group's quota to `cores` (None: unlimited)."""
         for group in self.groups:
             try:
-                (group / "cpu.cfs_quota_us").write_text("-1")
+                (group / "cpu.cfs_quota_us").write_text("-1" if cores is None else str(int(cores * CPU_PERIOD_US)))
             except OSError:
                 pass
+        if cores is not None:
+            self.cores = cores
 
     def throttled_seconds(self) -> list[float]:
         out = []
@@ -276,6 +311,47 @@ class CpuGroups:
         self.groups = []
 
 
+class Priority:
+    """Processes outside any quota but ahead of the machine's other jobs: the load generator
+    (this process) and nginx, in one group with CPU_SHARES. `add(pid)`; `close()` puts them
+    back in the root group."""
+
+    def __init__(self, name: str):
+        self.group: Path | None = None
+        self.pids: list[int] = []
+        if not cgroup_writable():
+            return
+        try:
+            self.group = CGROUP_CPU / f"bench-{os.getpid()}-{name}"
+            self.group.mkdir(exist_ok=True)
+            (self.group / "cpu.shares").write_text(str(CPU_SHARES))
+        except OSError:
+            self.group = None
+
+    def add(self, pid: int) -> None:
+        if self.group is None:
+            return
+        try:
+            (self.group / "cgroup.procs").write_text(str(pid))
+            self.pids.append(pid)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.group is None:
+            return
+        try:
+            for pid in filter(None, (self.group / "cgroup.procs").read_text().split()):
+                try:
+                    (CGROUP_CPU / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            self.group.rmdir()
+        except OSError:
+            pass
+        self.group = None
+
+
 class NginxBench:
     """`with NginxBench(4, cpu_cores=0.25) as bench:` nginx (tests/cluster.py, the same
     templates as scripts/cluster.sh) in front of 4 workers on Redis (db 5, flushed) and a
@@ -291,6 +367,7 @@ class NginxBench:
                          DATABASE_URL=f"{POSTGRES_URL}/{self.database}")
         self.cluster = NginxCluster(workers, env=env, run_dir=self.var_dir, static=False)
         self.cpu = CpuGroups(cpu_cores)
+        self.nginx_priority = Priority("nginx")
 
     @property
     def workers(self) -> list:
@@ -303,6 +380,9 @@ class NginxBench:
             self.cluster.start()
             for worker in self.cluster.workers:
                 self.cpu.limit(worker.pid)
+            self.nginx_priority.add(self.cluster.process.pid)  # its worker processes are forked from it
+            for pid in _children(self.cluster.process.pid):
+                self.nginx_priority.add(pid)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -311,6 +391,7 @@ class NginxBench:
     def __exit__(self, *exc) -> None:
         self.cluster.stop()
         self.cpu.close()
+        self.nginx_priority.close()
         if exc and exc[0] is not None:
             for worker in self.cluster.workers:
                 print(f"--- worker {worker.port} ---\n{worker.log()[-1500:]}", file=sys.stderr)
@@ -345,3 +426,10 @@ class NginxBench:
         """Through nginx (worker=None), or straight to one worker."""
         port = self.cluster.port if worker is None else self.cluster.workers[worker].port
         return f"ws://127.0.0.1:{port}{path}"
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
