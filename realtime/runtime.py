@@ -136,9 +136,13 @@ class SessionRuntime:
         self._providers_session = providers.open_session(sample_rate=config.input_sample_rate)
         self._stt = self._providers_session.stt
         self._stt_task: asyncio.Task | None = None
+        self._feed_started: float | None = None  # when the feed in progress began (loop time)
+        self._feed_overdue = False
+        self._feed_watch: asyncio.TimerHandle | None = None
         self._end_task: asyncio.Task | None = None
         self._live_sent_at = float("-inf")
         self._live_task: asyncio.Task | None = None
+        self._side_tasks: set[asyncio.Task] = set()
         self._audio_in_ms = 0.0  # candidate audio heard since the last answer (usage per turn)
 
     @property
@@ -151,6 +155,7 @@ class SessionRuntime:
         if self._stopped:
             return
         self._stt_task = asyncio.create_task(self._listen(), name=f"stt-{self.snapshot.session_id}")
+        self._feed_watch = asyncio.get_running_loop().call_later(self._config.stt_deadline_s / 4, self._watch_feed)
         await self._send_state()
         if self._paused:
             return
@@ -240,9 +245,11 @@ class SessionRuntime:
         self._stopped = True
         if self._response is not None:
             self._cancel_response(self._response)
-        for task in (self._stt_task, self._live_task, self._storing_turn):
+        for task in (self._stt_task, self._live_task, self._storing_turn, *self._side_tasks):
             if task is not None:
                 task.cancel()
+        if self._feed_watch is not None:
+            self._feed_watch.cancel()
         if not self._ending and not taken_over:
             self._recorder.submit(services.session_disconnect, connection_number=self.snapshot.connection_number)
         await self._recorder.close()
@@ -251,15 +258,21 @@ class SessionRuntime:
     # --- listening ---------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             pcm = await self._audio.get()
             pieces = [pcm]
             while not self._audio.empty():  # catch up in one call when behind
                 pieces.append(self._audio.get_nowait())
+            # The deadline is kept by _watch_feed, not by asyncio.timeout: a timer armed and
+            # cancelled per 40 ms chunk cost more than a synthetic recogniser's whole feed.
+            self._feed_started = loop.time()
             try:
-                async with asyncio.timeout(self._config.stt_deadline_s):
-                    events = await self._stt.feed(b"".join(pieces))
-            except TimeoutError:
+                events = await self._stt.feed(b"".join(pieces))
+            except asyncio.CancelledError:
+                if not self._feed_overdue or asyncio.current_task().uncancel() > 0 or self._stopped:
+                    raise
+                self._feed_overdue = False
                 log.warning("session %s: speech recognition missed its deadline", self.snapshot.session_id)
                 metrics.PROVIDER_FAILURES.labels("stt", "deadline").inc()
                 continue
@@ -267,9 +280,23 @@ class SessionRuntime:
                 log.exception("session %s: speech recognition failed", self.snapshot.session_id)
                 metrics.PROVIDER_FAILURES.labels("stt", "error").inc()
                 continue
+            finally:
+                self._feed_started = None
             self._audio_in_ms += pcm_duration_ms(sum(map(len, pieces)), self._config.input_sample_rate)
             for event in events:
                 await self._on_transcript(event)
+
+    def _watch_feed(self) -> None:
+        """Every quarter of the STT deadline: a feed running for longer than the deadline is
+        cancelled (so the deadline holds to within a quarter of itself) and listening goes on."""
+        if self._stopped:
+            return
+        started = self._feed_started
+        loop = asyncio.get_running_loop()
+        if started is not None and not self._feed_overdue and loop.time() - started >= self._config.stt_deadline_s:
+            self._feed_overdue = True
+            self._stt_task.cancel()
+        self._feed_watch = loop.call_later(self._config.stt_deadline_s / 4, self._watch_feed)
 
     async def _on_transcript(self, event: TranscriptEvent) -> None:
         if self._paused or self._ending:
@@ -305,6 +332,16 @@ class SessionRuntime:
             return
         self._live_sent_at = now
         self._live_task = asyncio.create_task(self._publish_quietly({"event": "live-transcript", "transcript": text}))
+
+    def _publish_spoken(self, response: Response, text: str) -> None:
+        """The interviewer's words for watchers, a sentence at a time as the candidate hears
+        them (the stored turn, with what was heard, follows when the reply ends)."""
+        if not self._watched():
+            return
+        task = asyncio.create_task(self._publish_quietly(
+            {"event": "interviewer-speaking", "responseId": response.id, "text": text}))
+        self._side_tasks.add(task)  # cancelled by stop(); at most one per sentence in flight
+        task.add_done_callback(self._side_tasks.discard)
 
     async def _publish_quietly(self, event: dict) -> None:
         try:
@@ -530,6 +567,7 @@ class SessionRuntime:
                     response.mark("tts_first_audio_ms")
                     response.spoken.append(sentence)
                     await self._send_for(response, p.SERVER_AI_TEXT, text=text)
+                    self._publish_spoken(response, text)
                 await pacer.push(pcm)
         except TimeoutError:
             log.warning("session %s: speech synthesis missed its deadline", self.snapshot.session_id)
@@ -540,6 +578,7 @@ class SessionRuntime:
             # No audio came: the candidate still reads the words as captions.
             response.spoken.append(sentence)
             await self._send_for(response, p.SERVER_AI_TEXT, text=text)
+            self._publish_spoken(response, text)
         sentence.end_ms = pacer.sent_ms
 
     async def _send_speech_chunk(self, response: Response, chunk: bytes, seq: int) -> None:

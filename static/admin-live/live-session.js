@@ -8,6 +8,7 @@
   var root, list, interim, connection, statusEl, progressEl;
   var turns = {};  // sequence -> element
   var questionCount = 0;
+  var spoken = [];  // the sentences of the reply the interviewer is speaking now
   var socket = null, retryMs = 1000, MAX_RETRY_MS = 10000, MAX_TURNS = 2000;
 
   function setConnection(state, text) {
@@ -55,7 +56,10 @@
       list.removeChild(turns[oldest]);
       delete turns[oldest];
     }
-    if (turn.speaker === "candidate") interim.textContent = "";
+    if (turn.speaker === "candidate" || interim.dataset.speaker === turn.speaker) {
+      interim.textContent = "";
+      interim.dataset.speaker = "";
+    }
   }
 
   function lastSequence() {
@@ -80,7 +84,16 @@
         if (event.sequence > lastSequence() + 1 && socket) { socket.close(4000, "resync"); return; }
         addTurn(event);
         break;
+      case "interviewer-speaking":
+        // Sentence by sentence as the candidate hears them; the stored turn replaces them.
+        if (interim.dataset.response !== event.responseId) spoken = [];
+        interim.dataset.response = event.responseId;
+        interim.dataset.speaker = "interviewer";
+        spoken.push(event.text);
+        interim.textContent = "Interviewer (speaking): " + spoken.join(" ");
+        break;
       case "live-transcript":
+        interim.dataset.speaker = "candidate";
         interim.textContent = event.transcript ? "Candidate (speaking): " + event.transcript : "";
         root.dataset.interims = String(Number(root.dataset.interims || 0) + 1);  // seen, for tests
         break;

@@ -106,6 +106,8 @@ def test_a_recruiter_watches_the_candidates_words_and_ends_the_session(new_page,
     driver.wait_for("() => document.getElementById('session-status').textContent === 'live'",
                     "the status to turn live on the page")
     # The interviewer's opening question, once spoken, then the candidate's spoken answer.
+    driver.wait_for("() => document.getElementById('live-interim').textContent.startsWith('Interviewer (speaking): ')",
+                    "the interviewer's words in the live view while they are spoken", timeout=40)
     candidate.wait_for("server-ai-speech-end", timeout=40)
     driver.wait_for("() => document.querySelector('#live-turns .live-turn-interviewer') !== null",
                     "the interviewer's words in the live view")

@@ -90,6 +90,12 @@ async def test_the_live_view_on_b_gets_only_its_sessions_events_from_a(workers):
                 if event.get("event") == "turn" and event.get("text") == "Words of the watched session.":
                     break
         assert event["speaker"] == "candidate"
+        # The interviewer's words reached the watcher as they were spoken, before the stored turn.
+        spoken = [e for e in seen if e.get("event") == "interviewer-speaking"]
+        first_turn = next(i for i, e in enumerate(seen) if e.get("event") == "turn")
+        assert spoken and seen.index(spoken[0]) < first_turn
+        heard, said = seen[first_turn]["text"], spoken[0]["text"]  # the stored turn is what was heard
+        assert seen[first_turn]["speaker"] == "interviewer" and (said.startswith(heard) or heard.startswith(said))
         assert all(e["sessionId"] == watched["sessionId"] for e in seen)
         assert not any("another session" in json.dumps(e) for e in seen)
         assert any(e.get("event") == "status" and e.get("status") == "live" for e in seen)
