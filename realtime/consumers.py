@@ -471,6 +471,11 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         if self.runtime is None or self.superseded or self.closed:
             return  # not the holder: the one that is answers
         log.info("session %s: ended by a recruiter", self.session_id)
+        if event.get("reply"):  # held here: the requester now waits for the end, not for a dead worker
+            try:
+                await self.channel_layer.send(event["reply"], {"type": "session.end_accepted"})
+            except Exception:
+                log.warning("session %s: could not acknowledge the end request", self.session_id)
         await self.runtime.end(str(event.get("reason", ""))[:200])
         if event.get("reply"):
             try:

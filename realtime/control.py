@@ -1,11 +1,12 @@
 """Recruiters' control of live sessions across workers (installed into interviews.control).
 
 Ending a live session: the request goes to the session's owner group (realtime/groups.py),
-which holds the one connection that owns it on whichever worker; that connection ends
-the session as the candidate's own `client-end` would (the result is written, the
-candidate gets `server-session-ended` with the reason) and replies on a private channel.
-No reply within END_WAIT_SECONDS means nobody holds it (its worker died, or it just
-left): the caller then ends it in the database.
+which holds the one connection that owns it on whichever worker; that connection says
+at once that it has the request, ends the session as the candidate's own `client-end`
+would (the result is written, the candidate gets `server-session-ended` with the
+reason) and replies on a private channel. No acknowledgement within ACK_WAIT_SECONDS
+means nobody holds it (its worker died, or it just left): the caller then ends it in the
+database without waiting the whole END_WAIT_SECONDS that a holder may take.
 
 The candidate's link: demo tokens are issued here only when tokens do not come from
 Supabase (`SUPABASE_URL` unset).
@@ -26,6 +27,7 @@ from .layer import LAYER_ERRORS, with_one_retry
 
 log = logging.getLogger(__name__)
 
+ACK_WAIT_SECONDS = 1.0  # a live holder's message loop answers in milliseconds; a dead one never
 END_WAIT_SECONDS = 5.0  # the holder stops the interviewer and writes the result first
 LINK_TOKEN_TTL_SECONDS = 7 * 24 * 3600  # a link a recruiter sends is opened days later
 
@@ -42,8 +44,11 @@ async def end_live_async(layer, session_id: str, reason: str) -> bool:
         reply = await layer.new_channel()
         await with_one_retry(layer.group_send, owner_group(session_id),
                              {"type": "session.end_requested", "reason": reason, "reply": reply})
-        async with asyncio.timeout(END_WAIT_SECONDS):
+        async with asyncio.timeout(ACK_WAIT_SECONDS):
             answer = await layer.receive(reply)
+        if answer.get("type") == "session.end_accepted":
+            async with asyncio.timeout(END_WAIT_SECONDS):
+                answer = await layer.receive(reply)
     except TimeoutError:
         log.info("session %s: no connection answered the end request", session_id)
         return False

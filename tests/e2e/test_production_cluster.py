@@ -301,3 +301,23 @@ def library_tasks(stats: dict) -> int:
 
 def project_tasks(stats: dict) -> int:
     return stats["tasks"] - library_tasks(stats)
+
+
+async def test_a_recruiter_ends_a_session_whose_worker_died_before_its_lease_ran_out(cluster):
+    info = cluster.demo_session()
+    ws, _ = await join(cluster, info)
+    await talk(ws, "My worker dies while the recruiter is about to end this.")
+    victim = cluster.holder(info["sessionId"])
+    cluster.kill(victim)
+    ws.transport.abort()
+    survivor = cluster.workers[1 - victim]
+    # Nobody acknowledges the end request, so it is ended in the database straight away.
+    started = time.monotonic()
+    outcome = survivor.shell("from interviews.services import session_end_by_staff; "
+                             f"print(session_end_by_staff(session_id='{info['sessionId']}', reason='Closing'))")
+    print(f"\nended in {time.monotonic() - started:.2f}s (a manage.py process included)")
+    assert outcome.strip().splitlines()[-1] == "ended"
+    row = cluster.session_row(info["sessionId"])
+    assert row["status"] == "completed"
+    assert candidate_texts(cluster, info["sessionId"]) == ["My worker dies while the recruiter is about to end this."]
+    cluster.workers[victim].start()
