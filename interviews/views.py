@@ -7,13 +7,17 @@ WebSocket when the page connects. So the page reveals nothing about a session id
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib.staticfiles import views as staticfiles_views
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 # Everything the page loads comes from this origin: no CDN, no inline script or style.
-# 'self' in connect-src also covers ws:/wss: to the same host (CSP Level 3).
+# 'self' in connect-src also covers ws:/wss: to the same host (CSP Level 3). With Supabase,
+# the page also renews its token at SUPABASE_URL's auth server (added to connect-src).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -31,11 +35,27 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def _auth_origin() -> str:
+    parts = urlsplit(settings.SUPABASE_URL)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
 @require_safe
 @never_cache
 def interview_page(request, session_id):
-    response = render(request, "interviews/interview.html", {"session_id": str(session_id)})
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # Where the page renews its access token: Supabase's auth server, or this server's
+    # stand-in (realtime/token_refresh.py) when SUPABASE_URL is unset. The anon key is
+    # public by Supabase's design (it only identifies the project).
+    response = render(request, "interviews/interview.html", {
+        "session_id": str(session_id),
+        "auth_url": settings.SUPABASE_URL,
+        "auth_key": settings.SUPABASE_ANON_KEY if settings.SUPABASE_URL else "",
+    })
+    origin = _auth_origin()
+    response["Content-Security-Policy"] = (
+        CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
+        if origin else CONTENT_SECURITY_POLICY
+    )
     # The token is in the fragment, which browsers never put in a Referer; be strict anyway.
     response["Referrer-Policy"] = "no-referrer"
     response["Permissions-Policy"] = "microphone=(self), camera=(), geolocation=()"

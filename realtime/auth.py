@@ -226,3 +226,77 @@ def demo_token_issue(*, user_id: str, ttl_seconds: int = 3600, email: str | None
     if email is not None:
         claims["email"] = email
     return jwt.encode(claims, local.private_key, algorithm="ES256", headers={"kid": local.kid})
+
+
+# --- Demo refresh tokens (no Supabase) --------------------------------------------------
+#
+# With SUPABASE_URL unset this project stands in for Supabase's auth server in one
+# respect: a page renews its access token with `POST /auth/v1/token?grant_type=
+# refresh_token` (realtime/token_refresh.py). A demo refresh token is not a JWT (so it
+# can never pass for an access token): it is a django.core.signing token under its own
+# salt, naming the user, a random id and its expiry. Each use spends it and issues the
+# next one (rotation); a spent one is refused (see token_refresh.py for where that is
+# remembered).
+
+DEMO_REFRESH_SALT = "realtime.demo-refresh-token"
+DEMO_REFRESH_TOKEN_TTL_SECONDS = 14 * 24 * 3600  # a link is opened days later, then renewed
+DEMO_ACCESS_TOKEN_TTL_SECONDS = 3600  # what a refresh issues: Supabase's default JWT expiry
+MAX_REFRESH_TOKEN_CHARS = 512  # ours are ~150 characters
+
+
+@dataclass(frozen=True)
+class DemoRefreshGrant:
+    user_id: str
+    token_id: str
+    expires_at: int
+
+
+def demo_refresh_token_issue(*, user_id: str, ttl_seconds: int = DEMO_REFRESH_TOKEN_TTL_SECONDS) -> str:
+    """A signed refresh token for the demo auth endpoint, bound to `user_id`."""
+    import secrets
+
+    from django.core import signing
+
+    if not _UUID_RE.fullmatch(user_id):
+        raise ValueError("user_id must be a UUID")
+    payload = {"sub": user_id.lower(), "jti": secrets.token_urlsafe(12), "exp": int(time.time()) + ttl_seconds}
+    return signing.dumps(payload, salt=DEMO_REFRESH_SALT, compress=False)
+
+
+def demo_refresh_token_read(token: Any, *, now: float | None = None) -> DemoRefreshGrant:
+    """The grant a demo refresh token carries; AuthError (code, message) when it is not one."""
+    from django.core import signing
+
+    if not isinstance(token, str) or not token.strip():
+        raise AuthError("refresh_token_missing", "refresh_token required")
+    if len(token) > MAX_REFRESH_TOKEN_CHARS:
+        raise AuthError("refresh_token_invalid", "Invalid Refresh Token: not one this server issued")
+    try:
+        payload = signing.loads(token.strip(), salt=DEMO_REFRESH_SALT)
+    except signing.BadSignature:
+        raise AuthError("refresh_token_invalid", "Invalid Refresh Token: not one this server issued") from None
+    sub, jti, exp = (payload.get(k) for k in ("sub", "jti", "exp")) if isinstance(payload, dict) else (None,) * 3
+    if not (isinstance(sub, str) and _UUID_RE.fullmatch(sub) and isinstance(jti, str) and isinstance(exp, int)):
+        raise AuthError("refresh_token_invalid", "Invalid Refresh Token: not one this server issued")
+    if exp <= (time.time() if now is None else now):
+        raise AuthError("refresh_token_expired", "Invalid Refresh Token: it has expired; open the invitation link again")
+    return DemoRefreshGrant(user_id=sub, token_id=jti, expires_at=exp)
+
+
+def demo_link_fragment(*, user_id: str, ttl_seconds: int) -> tuple[str, dict[str, Any]]:
+    """The fragment of a demo candidate link, shaped like the one Supabase's auth server puts
+    in a redirect (`access_token=...&expires_at=...&expires_in=...&refresh_token=...&token_type=bearer`),
+    and the tokens it holds."""
+    from urllib.parse import urlencode
+
+    access = demo_token_issue(user_id=user_id, ttl_seconds=ttl_seconds)
+    refresh = demo_refresh_token_issue(user_id=user_id)
+    expires_at = int(jwt.decode(access, options={"verify_signature": False})["exp"])
+    tokens = {
+        "access_token": access,
+        "expires_at": expires_at,
+        "expires_in": ttl_seconds,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+    }
+    return urlencode(tokens), tokens

@@ -8,8 +8,8 @@ reason) and replies on a private channel. No acknowledgement within ACK_WAIT_SEC
 means nobody holds it (its worker died, or it just left): the caller then ends it in the
 database without waiting the whole END_WAIT_SECONDS that a holder may take.
 
-The candidate's link: demo tokens are issued here only when tokens do not come from
-Supabase (`SUPABASE_URL` unset).
+The candidate's link: demo tokens (an access token and a refresh token, in the fragment)
+are issued here only when tokens do not come from Supabase (`SUPABASE_URL` unset).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .auth import demo_token_issue
+from .auth import demo_link_fragment
 from .groups import owner_group
 from .layer import LAYER_ERRORS, with_one_retry
 
@@ -59,6 +59,9 @@ async def end_live_async(layer, session_id: str, reason: str) -> bool:
 
 
 def link_token(user_id: str) -> str | None:
+    """The fragment of a candidate's link: a demo access token and the refresh token that
+    renews it (`access_token=...&expires_at=...&refresh_token=...&token_type=bearer`)."""
     if settings.SUPABASE_URL:
         return None  # the candidate signs in with Supabase; the page gets its token there
-    return demo_token_issue(user_id=user_id, ttl_seconds=LINK_TOKEN_TTL_SECONDS)
+    fragment, _ = demo_link_fragment(user_id=user_id, ttl_seconds=LINK_TOKEN_TTL_SECONDS)
+    return fragment

@@ -1,6 +1,7 @@
 // The candidate's interview page: connects the microphone, the speaker and the
 // conversation window to the interview socket (see docs/protocol.md).
 
+import { AccessToken } from "./access-token.js";
 import { BargeInDetector } from "./barge-in.js";
 import { InterviewConnection } from "./connection.js";
 import { Microphone, int16ToBase64 } from "./microphone.js";
@@ -27,38 +28,40 @@ const STATUS_TEXT = {
   failed: "Disconnected",
 };
 
-// --- the access token: from the fragment, then out of the address bar ---------------
-
-function takeToken(sessionId) {
-  const key = `interview-token:${sessionId}`;
-  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const fromFragment = fragment.get("token");
-  if (fromFragment) {
-    fragment.delete("token");
-    const rest = fragment.toString();
-    history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
-    try {
-      sessionStorage.setItem(key, fromFragment);
-    } catch {
-      // storage unavailable: the token lives in memory for this page only
-    }
-    return { token: fromFragment, key };
-  }
-  let stored = null;
-  try {
-    stored = sessionStorage.getItem(key);
-  } catch {
-    stored = null;
-  }
-  return { token: stored, key };
-}
+const TOKEN_EXPIRED_MESSAGE = [
+  "Your sign-in expired",
+  "Your access to this interview ran out and could not be renewed. Your answers so far are saved: open the interview again from your invitation to continue.",
+];
 
 // --- the page -------------------------------------------------------------------------
 
 const $ = (id) => document.getElementById(id);
 const root = $("app");
 const sessionId = root.dataset.sessionId;
-const { token, key: tokenKey } = takeToken(sessionId);
+
+// The access token (from the link's fragment, then out of the address bar) and its renewal
+// before it expires (access-token.js): each renewed token goes to the server on the open
+// socket and is used for any later reconnect.
+const accessToken = new AccessToken({
+  sessionId,
+  authUrl: root.dataset.authUrl || "",
+  apiKey: root.dataset.authKey || "",
+  onRenewed: (renewed) => {
+    hooks.tokenRenewals++;
+    if (connection && connection.updateToken(renewed)) hooks.tokenRefreshesSent++;
+  },
+  onRetrying: ({ secondsLeft }) => {
+    hooks.tokenRenewalFailures++;
+    if (secondsLeft < 120) toast("Renewing your sign-in is taking a moment; still trying.", { tone: "error" });
+  },
+  onGaveUp: ({ refused }) => {
+    hooks.tokenRenewalFailures++;
+    if (refused && state.phase !== "ended" && state.phase !== "failed") {
+      toast("Your sign-in could not be renewed. The interview goes on until it runs out.", { tone: "error", ms: 9000 });
+    }
+  },
+});
+const token = accessToken.load();
 
 const ui = {
   status: $("status"),
@@ -126,6 +129,10 @@ const hooks = {
   finalCloseCode: null,
   errors: [],
   interruptedResponses: [],
+  tokenRenewals: 0,
+  tokenRefreshesSent: 0,
+  tokenRenewalFailures: 0,
+  tokenExpiresAt: null,
 };
 
 let context = null;
@@ -409,6 +416,8 @@ const handlers = {
     renderProgress();
     state.sessionStatus = payload.status === "paused" ? "paused" : "live";
     setPhase(state.sessionStatus);
+    hooks.tokenExpiresAt = payload.expiresAt ?? null;
+    accessToken.expiresAtIs(payload.expiresAt); // plans the renewal
     if (hooks.authSuccesses > 1) toast("Reconnected. Picking up where you left off.");
     // The start button is gone: give keyboard users somewhere useful to be.
     const focused = document.activeElement;
@@ -417,6 +426,12 @@ const handlers = {
 
   "server-auth-failure"(payload) {
     hooks.errors.push(payload.code || "auth_failure");
+  },
+
+  "server-token-refreshed"(payload) {
+    // The server holds the renewed token: the socket lives until its expiry.
+    hooks.tokenExpiresAt = payload.expiresAt ?? null;
+    accessToken.expiresAtIs(payload.expiresAt);
   },
 
   "server-session-state"(payload) {
@@ -495,12 +510,14 @@ const handlers = {
 
   "server-session-ended"(payload) {
     hooks.endReason = payload.reason || "";
+    accessToken.stop(); // nothing left to renew it for
     showEnd("Interview complete", payload.reason || "The interview has ended.");
   },
 
   "server-error"(payload) {
     hooks.errors.push(payload.code);
-    const quiet = new Set(["rate_limited", "audio_overloaded"]);
+    // token_expired: the close that follows renews the token and reconnects, or says why not.
+    const quiet = new Set(["rate_limited", "audio_overloaded", "token_expired"]);
     if (payload.code === "session_taken_over") return; // the close that follows says it
     if (payload.code === "session_paused") {
       toast("The interview is paused. Resume it to answer.");
@@ -534,14 +551,11 @@ function onStatus(status) {
 function onFinalClose(code, failure) {
   hooks.finalCloseCode = code;
   if (state.phase === "ended") return;
-  if (code === 4001) {
-    try {
-      sessionStorage.removeItem(tokenKey);
-    } catch {
-      // nothing stored
-    }
-  }
-  const [title, reason] = FINAL_MESSAGES[code] || ["Disconnected", (failure && failure.error) || "The connection was closed."];
+  const expired = code === 4001 && failure && failure.code === "token_expired" && hooks.authSuccesses > 0;
+  if (code === 4001) accessToken.forget(); // a rejected token is not tried again after a reload
+  const [title, reason] = expired
+    ? TOKEN_EXPIRED_MESSAGE
+    : FINAL_MESSAGES[code] || ["Disconnected", (failure && failure.error) || "The connection was closed."];
   if (code === 1000) {
     showEnd(title, reason);
   } else if (code === 4409) {
@@ -581,12 +595,15 @@ async function start() {
   ui.join.hidden = true;
   ui.session.hidden = false;
   renderControls();
+  // A page opened (or reloaded) late: renew a token that is about to run out before using it.
+  if (accessToken.canRenew && accessToken.secondsLeft() < 15) await accessToken.renew().catch(() => {});
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   connection = new InterviewConnection({
     url: `${scheme}//${location.host}${root.dataset.socketPath}`,
     sessionId,
-    token,
+    token: accessToken.token,
     handlers: { onStatus, onMessage, onFinalClose },
+    renewToken: () => accessToken.renew(),
   });
   connection.connect();
 }
@@ -663,6 +680,12 @@ ui.retry.addEventListener("click", async () => {
   connection.restart();
 });
 
+// Timers sleep with a laptop and are slowed in a hidden tab: catch up on the token's renewal.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") accessToken.checkNow();
+});
+window.addEventListener("online", () => accessToken.checkNow());
+
 // Browsers may suspend audio after a device change or when the tab was hidden.
 document.addEventListener("pointerdown", () => {
   if (context && context.state === "suspended") context.resume().catch(() => {});
@@ -704,6 +727,9 @@ window.interviewPage = {
   },
   get turns() {
     return state.turns.map(({ id, speaker, text, interrupted, source }) => ({ id, speaker, text, interrupted, source }));
+  },
+  get token() {
+    return { expiresAt: accessToken.expiresAt, canRenew: accessToken.canRenew, ...accessToken.stats };
   },
   hooks,
   interrupt: () => interrupt("api"),

@@ -4,6 +4,11 @@
 // anything else (a dropped network, a restarted server, 1006) is retried with
 // exponential backoff: 0.5 s, 1 s, 2 s, 4 s, 8 s, then every 10 s, each with a little
 // jitter so a fleet of clients does not come back in lockstep.
+//
+// The access token can change while the socket is open: `updateToken` hands a renewed one
+// to the server (`client-token-refresh`) and keeps it for later reconnects. A token that
+// expired anyway (4001, `token_expired`) is renewed once through `renewToken`, if given,
+// and the connection comes back with it; otherwise 4001 is final.
 
 export const FINAL_CLOSE_CODES = new Set([
   1000, // the interview ended
@@ -35,11 +40,14 @@ export class InterviewConnection {
    * handlers: onStatus(status, detail) with status in connecting | authenticating |
    * open | reconnecting | closed; onMessage(message); onFinalClose(code, detail).
    */
-  constructor({ url, sessionId, token, handlers }) {
+  constructor({ url, sessionId, token, handlers, renewToken = null }) {
     this.url = url;
     this.sessionId = sessionId;
     this.token = token;
     this.handlers = handlers;
+    this.renewToken = renewToken; // async () => a new access token, or a rejection
+    this.tokenExpired = false;
+    this.renewedAfterExpiry = false;
     this.socket = null;
     this.authenticated = false;
     this.attempt = 0;
@@ -64,6 +72,7 @@ export class InterviewConnection {
     this.authenticated = false;
     this.takenOver = false;
     this.lastAuthFailure = null;
+    this.tokenExpired = false;
     this.handlers.onStatus(this.connections === 0 ? "connecting" : "reconnecting", { attempt: this.attempt });
     let socket;
     try {
@@ -95,13 +104,17 @@ export class InterviewConnection {
         clearTimeout(this.connectTimer);
         this.authenticated = true;
         this.attempt = 0;
+        this.renewedAfterExpiry = false;
         this.connections++;
         this.startHeartbeat(socket);
         this.handlers.onStatus("open", { resumed: payload.resumed });
       } else if (message.type === "server-auth-failure") {
         this.lastAuthFailure = payload;
+        if (payload.code === "token_expired") this.tokenExpired = true;
       } else if (message.type === "server-error" && payload.code === "session_taken_over") {
         this.takenOver = true;
+      } else if (message.type === "server-error" && payload.code === "token_expired") {
+        this.tokenExpired = true;
       } else if (message.type === "server-pong") {
         clearTimeout(this.pongTimer);
         this.pongTimer = null;
@@ -116,6 +129,10 @@ export class InterviewConnection {
       this.clearTimers();
       const code = event.code;
       if (this.stopped) return;
+      if (code === 4001 && this.tokenExpired && this.renewToken && !this.renewedAfterExpiry && !this.takenOver) {
+        this.renewAfterExpiry(code);
+        return;
+      }
       if (FINAL_CLOSE_CODES.has(code) || this.takenOver) {
         this.stop();
         this.handlers.onFinalClose(this.takenOver ? 4409 : code, this.lastAuthFailure);
@@ -126,6 +143,31 @@ export class InterviewConnection {
     socket.onerror = () => {
       // Always followed by close, which decides what to do.
     };
+  }
+
+  renewAfterExpiry(code) {
+    // Once per authenticated connection: a renewed token that is refused again is final.
+    this.renewedAfterExpiry = true;
+    const failure = this.lastAuthFailure;
+    this.handlers.onStatus("reconnecting", { code, reason: "token expired", delay: 0, attempt: this.attempt });
+    this.renewToken().then(
+      (token) => {
+        if (this.stopped) return;
+        this.token = token;
+        this.connect();
+      },
+      () => {
+        if (this.stopped) return;
+        this.stop();
+        this.handlers.onFinalClose(code, failure || { code: "token_expired" });
+      },
+    );
+  }
+
+  /** A renewed access token: used for every later connection, and handed to the server now if the socket is open. */
+  updateToken(token) {
+    this.token = token;
+    return this.send("client-token-refresh", { token });
   }
 
   startHeartbeat(socket) {

@@ -96,7 +96,7 @@ def test_session_page_shows_the_conversation_and_the_link(recruiter, session):
     assert "I write Python." in page and "turn-interrupted" in page
     assert "turn to first audio: 212 ms" in page
     assert f'data-socket-path="/api/live/{session.pk}/"' in page and "live-session.js" in page
-    assert f"/interview/{session.pk}/#token=" in page  # demo tokens: the link opens the interview
+    assert f"/interview/{session.pk}/#access_token=" in page  # demo tokens: the link opens the interview
     assert 'id="end-session"' in page
 
 
@@ -105,7 +105,7 @@ def test_finished_session_page_shows_the_result_without_a_live_view(recruiter, s
     services.session_complete(session_id=session.pk, reason="All questions answered.")
     page = recruiter.get(reverse("admin:interviews_interviewsession_change", args=[session.pk])).content.decode()
     assert 'id="analysis-status"' in page and "Answered questions: 1" in page
-    assert 'id="live-view"' not in page and 'id="end-session"' not in page and "#token=" not in page
+    assert 'id="live-view"' not in page and 'id="end-session"' not in page and "#access_token=" not in page
 
 
 def test_exports_give_the_whole_transcript(recruiter, session):
@@ -168,7 +168,7 @@ def test_creating_a_session_snapshots_the_questions_and_shows_the_link(recruiter
     assert session.questions == [{"text": "Who are you?", "stage": "intro"}]
     Question.objects.filter(interview=interview).update(text="Edited later.")
     page = recruiter.get(response["Location"]).content.decode()
-    assert f"/interview/{session.pk}/#token=" in page and "Session created" in page
+    assert f"/interview/{session.pk}/#access_token=" in page and "Session created" in page
     session.refresh_from_db()
     assert session.questions[0]["text"] == "Who are you?"
 

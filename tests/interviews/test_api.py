@@ -69,7 +69,8 @@ def test_staff_create_a_session_and_get_its_page(staff, db):
     session = InterviewSession.objects.get(pk=body["id"])
     assert str(session.owner_id) == candidate and session.questions == [{"text": "Hello?", "stage": "intro"}]
     assert body["pageUrl"] == f"http://testserver/interview/{session.pk}/"
-    assert body["candidateUrl"].startswith(body["pageUrl"] + "#token=")
+    assert body["candidateUrl"].startswith(body["pageUrl"] + "#access_token=")
+    assert "&refresh_token=" in body["candidateUrl"]
     assert body["status"] == "scheduled" and body["questionCount"] == 1
 
 

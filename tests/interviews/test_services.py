@@ -1,5 +1,6 @@
 import json
 import uuid
+from urllib.parse import parse_qs
 
 import pytest
 from django.core.management import call_command
@@ -46,8 +47,14 @@ def test_demo_session_prints_one_json_line_to_join_with(db, capsys):
     call_command("demo_session", "--base-url", "http://example.test:8000")
     line = capsys.readouterr().out.strip()
     data = json.loads(line)
-    assert set(data) == {"sessionId", "userId", "token", "url"}
-    assert data["url"] == f"http://example.test:8000/interview/{data['sessionId']}/#token={data['token']}"
+    assert set(data) == {"sessionId", "userId", "token", "refreshToken", "expiresAt", "url"}
+    # The fragment has the shape of Supabase's sign-in redirect: the page renews the token.
+    page, fragment = data["url"].split("#")
+    assert page == f"http://example.test:8000/interview/{data['sessionId']}/"
+    assert parse_qs(fragment) == {
+        "access_token": [data["token"]], "refresh_token": [data["refreshToken"]],
+        "expires_at": [str(data["expiresAt"])], "expires_in": ["14400"], "token_type": ["bearer"],
+    }
     session = InterviewSession.objects.get(pk=data["sessionId"])
     assert str(session.owner_id) == data["userId"] and session.question_count == 3
 
