@@ -5,7 +5,11 @@ candidate who stops to think after "and" or "um". This policy chooses the silenc
 from the words heard so far (the recogniser's latest hypothesis for the utterance) and
 the question the candidate is answering. Interview answers have thinking pauses of
 0.6-1.5 s; a cut-off is worse than some dead air, so anything that looks unfinished waits
-`unfinished_ms` (2 s), and only an answer that looks finished is taken after `finished_ms`.
+`unfinished_ms` (2 s), only an answer that looks finished is taken after `finished_ms`
+(240 ms), and an ambiguous ending waits `plain_ms`, the old fixed rule's 700 ms: the
+policy ends a turn sooner than the fixed rule only when it is confident. (A recogniser's
+mishearing makes the words look finished now and then: "deadline and" came back as
+"deadline then." in one benchmark run.)
 
 The rules, in order (first match wins):
 
@@ -100,7 +104,7 @@ def is_yes_no_question(question: str) -> bool:
 @dataclass(frozen=True)
 class TurnPolicy:
     finished_ms: int = 240
-    plain_ms: int = 560
+    plain_ms: int = 700  # the fixed rule's silence: an ambiguous ending never ends sooner than it did
     unfinished_ms: int = 2000
     short_answer_words: int = 3  # rule 4: "Yes, it was." may end on "was"
     open_answer_words: int = 8  # rule 7: fewer words than this to an open question is a start
@@ -156,4 +160,4 @@ def from_config(config, *, punctuates: bool = True) -> TurnPolicy | FixedTurnPol
         raise ValueError(f"Unknown REALTIME_TURN_TAKING={mode!r}; choose adaptive or fixed.")
     if not punctuates:
         return TurnPolicy(plain_ms=fixed_ms, unfinished_ms=max(fixed_ms, TurnPolicy.unfinished_ms))
-    return TurnPolicy()
+    return TurnPolicy(plain_ms=fixed_ms)

@@ -185,7 +185,8 @@ def _espeak_tts(vendor: _Vendors):
 def _piper_tts(vendor: _Vendors):
     from .local.piper_tts import PiperTextToSpeech
 
-    return PiperTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"])
+    cache_mb = float(vendor.get("REALTIME_TTS_CACHE_MB", "16"))  # lines said before; 0: none
+    return PiperTextToSpeech(output_sample_rate=vendor.config["OUTPUT_SAMPLE_RATE"], cache_bytes=int(cache_mb * 1024 * 1024))
 
 
 def _openai_tts(vendor: _Vendors):
