@@ -62,10 +62,13 @@ we've i'd i'll you're they're there's if than whether whose
 FILLERS = frozenset("""
 um umm uh uhh er erm ah eh hmm mm oh so well like okay ok right now alright yeah
 """.split())
+# A thinking phrase as the whole of the last clause (after fillers): "Um, let me think." but
+# not "... under one second." or "... that is what I mean."
 _THINKING = re.compile(
-    r"\b(let me (think|see)|let's see|good question|how (do|should|can) i (put|say|describe) (it|this|that)"
-    r"|what(?:'s| is) the word|give me a (second|moment|sec)|hold on|one (second|moment)|i mean|you know)"
-    r"\W*$", re.I)
+    r"(?:^|[.,;:!?]\s*)(?:(?:um+|uh+|er|erm|hmm+|so|well|okay|ok|and|but|oh)\W+)*"
+    r"(let me (think|see)|let's see|(that'?s |that is |it'?s )?(a |a very )?good question"
+    r"|how (do|should|can) i (put|say|describe) (it|this|that)|what(?:'s| is) the word"
+    r"|give me a (second|moment|sec)|hold on|one (second|moment)|i mean|you know)\W*$", re.I)
 # Rule 4: an auxiliary or copula ends a clause only in elliptical replies ("Yes, it was.").
 AUXILIARIES = frozenset("""
 is are was were am be been being have has had do does did will would

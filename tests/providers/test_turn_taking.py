@@ -79,3 +79,9 @@ async def test_pocketsphinx_waits_through_a_thinking_pause_after_and():
     # One turn: the 1.2 s pause after "and" did not end it (the fixed 700 ms rule would have).
     assert len(finals) == 1, finals
     assert {"python", "programming"} & set(finals[0].split()), finals
+
+
+def test_a_thinking_phrase_counts_only_as_the_whole_last_clause():
+    assert policy.silence_needed_ms("Hmm, that is a good question.") >= 1500
+    assert policy.silence_needed_ms("We cut the page load time to under one second.") <= 400
+    assert policy.silence_needed_ms("It was exactly what I mean.") <= 400

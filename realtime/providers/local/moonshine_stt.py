@@ -9,7 +9,9 @@ Per stream (one per live session), on the event loop and cheap:
 - at the first pause (`_SETTLE_MS`) the segment is decoded once more, so the words at
   the end of speech are known early; the turn policy (realtime/turn_taking.py) then says
   how much silence ends the turn for those words: short after a finished sentence, long
-  after "and", "um" or a half-said clause. The final is the text already decoded, so it
+  after "and", "um" or a half-said clause. Moonshine's last word is unsure with so little
+  silence after it, so once ~160 ms of silence is there (`_TAIL_FRAMES`) the segment is
+  decoded once more and the turn waits the longer of what the two readings call for. The final is the text already decoded, so it
   follows the silence at once.
 - a long thinking pause (`_COMMIT_MS`), a pause of `_LONG_PAUSE_MS` in a segment of
   `_LONG_SEGMENT_S` or more, or a very long segment closes the segment: its text is kept
@@ -115,7 +117,7 @@ class MoonshineStream:
         self._generation = 0
         self._superseded: set[Future] = set()  # partial decodes still running, results unwanted
         self._job: Future | None = None  # the one decode whose result is wanted ...
-        self._job_meta: tuple | None = None  # ... and what it covers: (generation, kind, frames, voiced_len)
+        self._job_meta: tuple | None = None  # ... and what it covers: (generation, kind, frames, voiced_len, tail)
         self._new_utterance()
 
     def _new_utterance(self) -> None:
@@ -126,6 +128,8 @@ class MoonshineStream:
         self._seg_text = ""  # latest decode of the open segment ...
         self._seg_ids: list[int] = []  # ... its tokens (the draft the next decode checks first)
         self._seg_text_frames = -1  # ... and how many of its frames that decode covered
+        self._seg_tail = 0  # ... and how many silent frames after the last voiced one it heard
+        self._earlier_words: str | None = None  # the words before the confirming decode
         self._silent_run = 0
         self._speech_end_ms = 0.0
         self._last_voiced_len = 0  # segment length at its last voiced frame
@@ -231,6 +235,7 @@ class MoonshineStream:
             self._close_segment()
 
     def _mark_voiced(self) -> None:
+        self._earlier_words = None
         self._silent_run = 0
         self._speech_end_ms = self._frames_seen * _FRAME_MS
         self._last_voiced_len = len(self._segment)
@@ -256,12 +261,24 @@ class MoonshineStream:
             return
         if self._segment and self._job is not None:
             return
+        if self._segment and self._seg_tail < _TAIL_FRAMES and (self._seg_text or self._committed):
+            # The words were decoded with less than _TAIL_FRAMES of silence after them, and
+            # the recogniser's last word is unsure there ("deadline and." with 64 ms of
+            # silence, "deadline in." with 160 ms). Decode once more with the whole tail; the
+            # turn then waits the longer of what the two readings call for.
+            if len(self._segment) >= self._last_voiced_len + _TAIL_FRAMES:
+                self._earlier_words = self._words()
+                self._decode("confirm")
+            return
         if not self._committed and not self._seg_text:
             if silence >= self._policy.silence_needed_ms("", question=self._question) and self._job is None:
                 self._new_utterance()  # speech-like noise with no words: nothing to report
             return
         words = self._words()
-        if silence >= self._policy.silence_needed_ms(words, question=self._question):
+        needed = self._policy.silence_needed_ms(words, question=self._question)
+        if self._earlier_words and self._earlier_words != words:
+            needed = max(needed, self._policy.silence_needed_ms(self._earlier_words, question=self._question))
+        if silence >= needed:
             self._finish(events)
 
     def _words(self) -> str:
@@ -283,7 +300,7 @@ class MoonshineStream:
         if self._seg_text:
             self._committed.append(self._seg_text)
         self._segment, self._segment_voiced, self._seg_text, self._seg_text_frames = [], 0, "", -1
-        self._seg_ids = []
+        self._seg_ids, self._seg_tail = [], 0
         self._last_voiced_len = self._last_partial_at = 0
 
     # -- decoding (worker threads) ---------------------------------------------------------
@@ -301,7 +318,8 @@ class MoonshineStream:
             self._superseded = {job for job in self._superseded if not job.done()} | {self._job}
         frames = len(self._segment)
         self._last_partial_at = frames
-        self._job_meta = (self._generation, kind, frames, self._last_voiced_len)
+        tail = min(frames, self._last_voiced_len + _TAIL_FRAMES) - self._last_voiced_len
+        self._job_meta = (self._generation, kind, frames, self._last_voiced_len, tail)
         self._job = _executor.submit(_transcribe, self._model, self._segment_audio(frames), self._seg_ids)
 
     def _collect(self, events: list[TranscriptEvent]) -> None:
@@ -309,12 +327,14 @@ class MoonshineStream:
         if job is None or not job.done():
             return
         self._job = None
-        generation, kind, frames, voiced_len = self._job_meta
+        generation, kind, frames, voiced_len, tail = self._job_meta
         if generation != self._generation or not self._in_utt:
             return
-        text, self._seg_ids = job.result()  # an error here reaches the runtime, which logs and counts it
+        text, ids = job.result()  # an error here reaches the runtime, which logs and counts it
+        if kind == "confirm" and not text:  # a confirming decode that heard nothing keeps the words
+            text, ids = self._seg_text, self._seg_ids
         # Up to date only if no voiced frame came after the audio it decoded.
-        self._seg_text, self._seg_text_frames = text, voiced_len
+        self._seg_text, self._seg_ids, self._seg_text_frames, self._seg_tail = text, ids, voiced_len, tail
         partial = self._words()
         if partial and partial != self._last_partial:
             self._last_partial = partial
