@@ -279,7 +279,8 @@ def demo_refresh_token_read(token: Any, *, now: float | None = None) -> DemoRefr
     if not (isinstance(sub, str) and _UUID_RE.fullmatch(sub) and isinstance(jti, str) and isinstance(exp, int)):
         raise AuthError("refresh_token_invalid", "Invalid Refresh Token: not one this server issued")
     if exp <= (time.time() if now is None else now):
-        raise AuthError("refresh_token_expired", "Invalid Refresh Token: it has expired; open the invitation link again")
+        raise AuthError("refresh_token_expired",
+                        "Invalid Refresh Token: it has expired; open the invitation link again")
     return DemoRefreshGrant(user_id=sub, token_id=jti, expires_at=exp)
 
 

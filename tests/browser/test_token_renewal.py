@@ -25,7 +25,7 @@ def test_the_page_renews_a_short_token_and_the_interview_goes_on_past_its_expiry
     # The tokens left the address bar at once and are kept for this tab.
     assert "token" not in page.url and "#" not in page.url
     stored = driver.evaluate(
-        "(id) => [sessionStorage.getItem('interview-token:' + id), sessionStorage.getItem('interview-refresh-token:' + id)]",
+        "(id) => ['interview-token:', 'interview-refresh-token:'].map(key => sessionStorage.getItem(key + id))",
         session["sessionId"],
     )
     assert stored == [session["token"], session["refreshToken"]]
@@ -60,7 +60,7 @@ def test_the_page_renews_a_short_token_and_the_interview_goes_on_past_its_expiry
     assert driver.evaluate("() => interviewPage.state") == "live"
     # A reload or a reconnect would use the renewed tokens (the spent refresh token is gone).
     stored = driver.evaluate(
-        "(id) => [sessionStorage.getItem('interview-token:' + id), sessionStorage.getItem('interview-refresh-token:' + id)]",
+        "(id) => ['interview-token:', 'interview-refresh-token:'].map(key => sessionStorage.getItem(key + id))",
         session["sessionId"],
     )
     assert stored[0] != session["token"] and stored[1] not in (None, session["refreshToken"])
@@ -129,3 +129,23 @@ def test_with_supabase_the_page_renews_its_token_at_supabases_auth_server(browse
         assert not [line for line in driver.console if "pageerror" in line or "Content Security Policy" in line]
     finally:
         context.close()
+
+
+def test_a_refused_renewal_ends_with_a_clear_message_when_the_token_runs_out(new_page, server):
+    import httpx
+
+    session = server.demo_session(ttl=8)
+    # The link's refresh token is spent before the page uses it (rotation: it is refused now).
+    spent = httpx.post(f"{server.base_url}/auth/v1/token?grant_type=refresh_token",
+                       json={"refresh_token": session["refreshToken"]}, timeout=10)
+    assert spent.status_code == 200, spent.text
+    driver = new_page()
+    driver.page.goto(session["url"])
+    driver.page.get_by_role("button", name="Start interview").click()
+    driver.wait_for("() => interviewPage.state === 'live'", "the page to be live")
+    driver.wait_for("() => interviewPage.state === 'failed'", "the page to stop when the token runs out", timeout=20)
+    assert driver.evaluate("() => interviewPage.hooks.finalCloseCode") == 4001
+    assert "Already Used" in driver.evaluate("() => interviewPage.token.lastError")
+    assert driver.page.locator("#end-title").inner_text() == "Your sign-in expired"
+    assert "answers so far are saved" in driver.page.locator("#end-reason").inner_text()
+    assert driver.evaluate("() => interviewPage.hooks.authSuccesses") == 1  # the refused token was not retried

@@ -101,9 +101,9 @@ class FakeGoTrue(FakeHttpServer):
                 next_token = secrets.token_urlsafe(16)
                 self._refresh[next_token] = {"user": entry["user"], "spent": False}
         if entry is None or reused:
-            await response.send_json(400, {"error": "invalid_grant", "error_description":
-                                           "Invalid Refresh Token: " + ("Already Used" if reused else "Refresh Token Not Found")},
-                                     CORS_HEADERS)
+            why = "Already Used" if reused else "Refresh Token Not Found"
+            error = {"error": "invalid_grant", "error_description": f"Invalid Refresh Token: {why}"}
+            await response.send_json(400, error, CORS_HEADERS)
             return
         self.refreshes.append({"refresh_token": token, "apikey": request.headers.get("apikey")})
         access = self.access_token(entry["user"], self.access_ttl)

@@ -111,7 +111,8 @@ def test_renewals_are_rate_limited_per_user_and_per_address(client):
     refused(limited, 429, "over_request_rate_limit")
     assert int(limited["Retry-After"]) >= 1
     # Another candidate is not held back by that one.
-    assert refresh(client, demo_refresh_token_issue(user_id=str(uuid.uuid4())), address="198.51.100.8").status_code == 200
+    another = demo_refresh_token_issue(user_id=str(uuid.uuid4()))
+    assert refresh(client, another, address="198.51.100.8").status_code == 200
 
     for _ in range(token_refresh.ADDRESS_BURST):
         refresh(client, "garbage", address="203.0.113.9")

@@ -17,7 +17,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--user", default=settings.DEMO_USER_ID, help="The candidate's user id (a UUID).")
-        parser.add_argument("--ttl", type=int, default=4 * 3600, help="The access token's lifetime in seconds (the page renews it).")
+        parser.add_argument("--ttl", type=int, default=4 * 3600,
+                            help="The access token's lifetime in seconds (the page renews it).")
         parser.add_argument("--base-url", default=settings.DEMO_BASE_URL, help="Where the server is reached.")
 
     def handle(self, *args, user, ttl, base_url, **options):
