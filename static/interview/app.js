@@ -596,7 +596,7 @@ async function start() {
   ui.session.hidden = false;
   renderControls();
   // A page opened (or reloaded) late: renew a token that is about to run out before using it.
-  if (accessToken.canRenew && accessToken.secondsLeft() < 15) await accessToken.renew().catch(() => {});
+  if (accessToken.canRenew && accessToken.secondsLeft() < 5) await accessToken.renew().catch(() => {});
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   connection = new InterviewConnection({
     url: `${scheme}//${location.host}${root.dataset.socketPath}`,

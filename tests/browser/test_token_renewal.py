@@ -149,3 +149,17 @@ def test_a_refused_renewal_ends_with_a_clear_message_when_the_token_runs_out(new
     assert driver.page.locator("#end-title").inner_text() == "Your sign-in expired"
     assert "answers so far are saved" in driver.page.locator("#end-reason").inner_text()
     assert driver.evaluate("() => interviewPage.hooks.authSuccesses") == 1  # the refused token was not retried
+
+
+def test_a_link_opened_after_its_access_token_expired_is_renewed_before_connecting(new_page, server):
+    session = server.demo_session(ttl=1)
+    driver = new_page()
+    driver.page.goto(session["url"])
+    driver.wait_for("(exp) => Date.now() / 1000 > exp + 1", "the link's access token to expire",
+                    arg=session["expiresAt"])
+    driver.page.get_by_role("button", name="Start interview").click()
+    driver.wait_for("() => interviewPage.state === 'live'", "the page to be live on a renewed token")
+    hooks = driver.evaluate("() => interviewPage.hooks")
+    assert hooks["authSuccesses"] == 1 and hooks["finalCloseCode"] is None and not hooks["errors"], hooks
+    assert driver.evaluate("() => interviewPage.token.renewals") == 1
+    assert hooks["tokenExpiresAt"] > session["expiresAt"] + 600
