@@ -542,12 +542,13 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         replies from the message loop are dropped, so the loop goes on refusing floods.
         Either way the connection is closed once it has been stuck for SLOW_READER_SECONDS
         (it has caught up when a quarter of the high-water mark is left unsent)."""
-        now = time.monotonic()
         if self.stalled_since is None:
-            self.stalled_since = now
+            self.stalled_since = time.monotonic()
+        # Another sender may clear stalled_since while this one waits: keep our own copy.
+        stalled_since = self.stalled_since
         may_wait = asyncio.current_task() is not self.message_loop
         while not self.closed:
-            if time.monotonic() - self.stalled_since > self.limits["SLOW_READER_SECONDS"]:
+            if time.monotonic() - stalled_since > self.limits["SLOW_READER_SECONDS"]:
                 log.warning("session %s: client stopped reading (%d bytes unsent); closing",
                             self.session_id or "-", self.outbound.unsent_bytes())
                 await self._close(p.CloseCode.SLOW_READER)
