@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
 TAKEOVER_WAIT_SECONDS = 1.5
+RIVAL_CLAIM_WAIT_SECONDS = 1.0  # a rival that joined at the same moment claims within milliseconds
 _connections_per_user: Counter[str] = Counter()
 
 _ACCESS_CLOSE_CODES = {
@@ -85,6 +86,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         self.inbound = InboundLimits(self.limits)
         self.live_interest = LiveInterest()  # recruiters watching this session (realtime/live.py)
         self.message_loop = asyncio.current_task()
+        self.rivals: set[str] = set()  # connections that asked for the session while we joined it
+        self.rivals_claimed: set[str] = set()
+        self.rival_claimed = asyncio.Event()
         self.outbound.limit_kernel_buffer(self.limits["SOCKET_SEND_BUFFER_BYTES"])
         await self.accept()
         self.auth_timer = asyncio.create_task(self._expire_unauthenticated())
@@ -273,6 +277,8 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             "type": "session.claimed", "channel": self.channel_name, "connection": self.connection_number})
         if self.superseded:
             await self._let_go()
+        elif self.rivals - self.rivals_claimed:
+            await self._await_rival_claims()
         if self.closed:
             return
         await ask_watchers(self.channel_layer, session_id)  # live views announce themselves to the new owner
@@ -458,8 +464,26 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     # --- channel layer -----------------------------------------------------------------
 
+    async def _await_rival_claims(self) -> None:
+        """Another connection asked for the session while this one was joining (two joins
+        at once): say nothing until its claim shows which of us keeps it, so the one that
+        loses never speaks a word."""
+        try:
+            async with asyncio.timeout(RIVAL_CLAIM_WAIT_SECONDS):
+                while self.rivals - self.rivals_claimed and not self.superseded and not self.closed:
+                    self.rival_claimed.clear()
+                    await self.rival_claimed.wait()
+        except TimeoutError:  # it never got as far as taking the session
+            pass
+        if self.superseded:
+            await self._let_go()
+
     async def session_takeover(self, event):
-        if event["channel"] == self.channel_name or self.runtime is None:
+        if event["channel"] == self.channel_name:
+            return
+        if self.runtime is None:
+            if self.session_id is not None:  # joining too: its claim decides (_await_rival_claims)
+                self.rivals.add(event["channel"])
             return
         log.info("session %s: taken over by another connection", self.session_id)
         self.superseded = True
@@ -485,6 +509,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
 
     async def session_claimed(self, event):
         """Another connection took the session; the highest connection number keeps it."""
+        if event["channel"] != self.channel_name:
+            self.rivals_claimed.add(event["channel"])
+            self.rival_claimed.set()
         if event["channel"] == self.channel_name or self.connection_number is None:
             return  # ours, or we have not taken it yet (our own claim will be the higher)
         if event["connection"] > self.connection_number and not self.superseded:
