@@ -252,15 +252,16 @@ class Run:
                                                      workers=[0, 1], quiet_seconds=s.rolling_quiet_seconds)
 
 
-def _cpu_per_chunk(result: dict, cores: float | None) -> dict | None:
-    """Worker CPU per streamed chunk (all workers together), at the largest passing step
-    where no worker used more than 80 % of its quota (below saturation, where it is a cost
-    and not a ceiling): a steadier figure than the capacity for comparing code paths."""
+def _cpu_per_chunk(result: dict, cores: float | None, at: int = 40) -> dict | None:
+    """Worker CPU per streamed chunk (all workers together) at the passing step nearest to
+    `at` sessions where no worker used more than 80 % of its quota (below saturation, where
+    it is a cost and not a ceiling; at one count, since a worker's fixed costs spread over
+    more chunks as the count grows): for comparing code paths beside the capacity."""
     usable = [step for step in result["steps"] if step["passed"] and step["count"]
               and (cores is None or max(step["server_cpu"]) <= 0.8 * cores)]
     if not usable:
         return None
-    step = max(usable, key=lambda one: one["count"])
+    step = min(usable, key=lambda one: abs(one["count"] - at))
     chunks_per_s = step["count"] * 1000 / CHUNK_MS
     return {"us": round(sum(step["server_cpu"]) / chunks_per_s * 1e6, 1), "at": step["count"]}
 
