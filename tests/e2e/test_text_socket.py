@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from websockets.asyncio.client import connect
 
-from tests.e2e.helpers import close_code, stored_turns
+from tests.e2e.helpers import stored_turns
 from tests.servers import free_port, one_worker
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,12 @@ class Inbox:
     async def _read(self):
         async for raw in self.ws:
             self.messages.append(json.loads(raw))
+
+    async def close_code(self, timeout=15) -> int | None:
+        """The server's close code (the reader task owns the socket's reads: a second
+        reader would be refused by websockets)."""
+        await asyncio.wait([self.task], timeout=timeout)
+        return self.ws.close_code
 
     async def next(self, kind, timeout=30, **match):
         """The first message of `kind` (matching) not taken yet; later ones stay for later calls."""
@@ -123,7 +129,7 @@ async def test_a_text_only_client_holds_a_whole_interview_and_a_reconnect_restor
     assert (await inbox.next("INTERVIEW_ENDED"))["reason"] == "All questions answered."
     results = await inbox.next("INTERVIEW_RESULTS")
     assert results["final"] is True and results["answeredQuestions"] == 3 and results["analysisStatus"] == "not_requested"
-    assert await close_code(ws) == 1000
+    assert await inbox.close_code() == 1000
     seen = {m["type"] for m in inbox.messages}
     assert not seen & {"server-ai-speech-chunk", "server-ai-text", "ERROR"}
 
@@ -140,7 +146,7 @@ async def test_end_interview_gives_the_reason_and_the_results(server):
     assert await inbox.next("INTERVIEW_ENDED") == {"reason": "The candidate ended the interview: I have to leave"}
     results = await inbox.next("INTERVIEW_RESULTS")
     assert results["answeredQuestions"] == 0 and results["endReason"].endswith("I have to leave")
-    assert await close_code(ws) == 1000
+    assert await inbox.close_code() == 1000
 
 
 async def test_question_audio_plays_is_cached_and_only_for_its_session(server):
@@ -189,7 +195,7 @@ async def test_socket_operations_are_logged_for_both_dialects_without_secrets(se
     await send(ws, "USER_MESSAGE", text=answer)
     await inbox.next("MESSAGE_RECEIVED")
     await send(ws, "END_INTERVIEW")
-    await close_code(ws)
+    await inbox.close_code()
     voice_info = server.demo_session()
     async with connect(server.ws_url, origin=server.base_url, max_size=2**22) as voice:
         await voice.send(json.dumps({"type": "client-auth", "payload": {"token": voice_info["token"],
@@ -234,7 +240,7 @@ async def test_a_failing_model_is_answered_with_the_question_itself():
         assert first["analysisStatus"] == "pending" and first["final"] is False
         settled = await inbox.next("INTERVIEW_RESULTS", timeout=60)
         assert settled["analysisStatus"] == "failed" and settled["final"] is True
-        assert await close_code(ws) == 1000
+        assert await inbox.close_code() == 1000
         sources = failing.shell(
             "from interviews.models import Turn; "
             f"print(sorted(set(Turn.objects.filter(session_id='{info['sessionId']}', speaker='interviewer')"
