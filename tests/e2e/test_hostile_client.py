@@ -29,6 +29,7 @@ from tests.e2e.helpers import (
     staff_cookie,
     stored_turns,
 )
+from tests.faults import wait_until
 from tests.servers import ROOT, one_worker
 
 pytestmark = pytest.mark.slow
@@ -191,7 +192,12 @@ async def test_a_client_that_stops_reading_is_closed_and_its_memory_freed(server
 
     info = server.demo_session()
     ws = await connect(server.ws_url, origin=server.base_url, sock=non_reading_socket(server.port), max_queue=1)
+    runtimes = server.stats()["runtimes"]
     await ws.send(auth_message(info))
+    # It cannot read server-auth-success: wait until the worker runs its session (a pause
+    # sent before that would be refused with 4002, as the protocol says).
+    await asyncio.to_thread(wait_until, lambda: server.stats()["runtimes"] > runtimes, timeout=30,
+                            what="the slow reader's session to start")
     # Never read; make the interviewer start again and again (each resume is a new response).
     async def pester():
         for _ in range(200):
