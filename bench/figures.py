@@ -44,12 +44,14 @@ async def echo_rtt(url: str, concurrency: int, rounds: int) -> list[float]:
 
 
 async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: float, budget_s: float,
-                   workers: list, resolution: float = 0.25, min_gap: int = 2) -> dict:
+                   workers: list, resolution: float = 0.25, min_gap: int = 2, quota: float | None = None) -> dict:
     """Step the number of concurrent real-time audio streams up until chunk -> interim p99
     passes BOUND_S (or chunks go unanswered, or the server reports errors), then bisect while
     the gap between the best passing and the lowest failing count is wider than
     max(min_gap, resolution x best). A failing step is measured twice (a stall of the shared
-    machine is not capacity). Connections are kept across steps."""
+    machine is not capacity), three times when every worker stayed under 70 % of its CPU
+    `quota` (a worker that is not busy is not at its capacity). Connections are kept across
+    steps."""
     deadline = now() + budget_s
     conns: list[Conn] = []
     results: list[dict] = []
@@ -65,11 +67,14 @@ async def capacity(opener, steps: tuple[int, ...], *, seconds: float, warmup: fl
                 del conns[count:]
             step = await _stream_step(conns, seconds, warmup, workers)
             passed = _passes(step)
-            if not passed and now() < deadline:  # once more: a stall of a shared machine is not capacity
+            tries = 1
+            while not passed and now() < deadline and (tries < 2 or (tries < 3 and quota is not None and max(
+                    step["server_cpu"]) < 0.7 * quota)):  # a stall of a shared machine is not capacity
                 await asyncio.sleep(0.5)
                 retry = await _stream_step(conns, seconds, warmup, workers)
                 retry["first_try"] = step
                 step, passed = retry, _passes(retry)
+                tries += 1
             step["passed"] = passed
             results.append(step)
             if passed:
