@@ -251,9 +251,15 @@ def session_leases_renew(*, holder: str, held: list[tuple[str, int]], until) -> 
     renewed = 0
     for start in range(0, len(held), LEASE_BATCH):
         batch = held[start:start + LEASE_BATCH]
-        mine = Q()
+        # One term per connection number, not per session: Django compiled a 150-term OR
+        # in about 30 ms, on the database thread but holding the worker's GIL, every
+        # renewal (docs/performance.md); most sessions share a handful of numbers.
+        by_connection: dict[int, list[str]] = {}
         for session_id, connection_number in batch:
-            mine |= Q(pk=session_id, connection_count=connection_number)
+            by_connection.setdefault(connection_number, []).append(session_id)
+        mine = Q()
+        for connection_number, ids in by_connection.items():
+            mine |= Q(pk__in=ids, connection_count=connection_number)
         revived = list(InterviewSession.objects.filter(mine, status=SessionStatus.DISCONNECTED)
                        .values_list("pk", flat=True))
         if revived:

