@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS_PER_USER = 5
 TAKEOVER_WAIT_SECONDS = 1.5
-TAKEOVER_POLL_SECONDS = 0.1  # how often a takeover looks whether a closing holder has flushed
+TAKEOVER_POLL_SECONDS = 0.05  # how often a takeover looks whether a closing holder has flushed
 RIVAL_CLAIM_WAIT_SECONDS = 1.0  # a rival that joined at the same moment claims within milliseconds
 _connections_per_user: Counter[str] = Counter()
 
