@@ -11,7 +11,8 @@ Per stream (one per live session), on the event loop and cheap:
   how much silence ends the turn for those words: short after a finished sentence, long
   after "and", "um" or a half-said clause. Moonshine's last word is unsure with so little
   silence after it, so once ~160 ms of silence is there (`_TAIL_FRAMES`) the segment is
-  decoded once more and the turn waits the longer of what the two readings call for. The final is the text already decoded, so it
+  decoded once more: if either reading ends unfinished ("... and."), the turn waits long;
+  otherwise the shorter of the two waits counts (a comma in one reading is no reason to wait). The final is the text already decoded, so it
   follows the silence at once.
 - a long thinking pause (`_COMMIT_MS`), a pause of `_LONG_PAUSE_MS` in a segment of
   `_LONG_SEGMENT_S` or more, or a very long segment closes the segment: its text is kept
@@ -264,8 +265,8 @@ class MoonshineStream:
         if self._segment and self._seg_tail < _TAIL_FRAMES and (self._seg_text or self._committed):
             # The words were decoded with less than _TAIL_FRAMES of silence after them, and
             # the recogniser's last word is unsure there ("deadline and." with 64 ms of
-            # silence, "deadline in." with 160 ms). Decode once more with the whole tail; the
-            # turn then waits the longer of what the two readings call for.
+            # silence, "deadline in." with 160 ms). Decode once more with the whole tail (see
+            # below for how the two readings are combined).
             if len(self._segment) >= self._last_voiced_len + _TAIL_FRAMES:
                 self._earlier_words = self._words()
                 self._decode("confirm")
@@ -277,7 +278,12 @@ class MoonshineStream:
         words = self._words()
         needed = self._policy.silence_needed_ms(words, question=self._question)
         if self._earlier_words and self._earlier_words != words:
-            needed = max(needed, self._policy.silence_needed_ms(self._earlier_words, question=self._question))
+            # Either reading hearing the thought unfinished ("... and.") makes the turn wait;
+            # otherwise the more confident one counts: with 160 ms of silence Moonshine often
+            # ends a finished sentence with a comma that the 64 ms reading closed with a stop.
+            earlier = self._policy.silence_needed_ms(self._earlier_words, question=self._question)
+            unfinished = self._policy.silence_needed_ms("", question=self._question)
+            needed = max(needed, earlier) if max(needed, earlier) >= unfinished else min(needed, earlier)
         if silence >= needed:
             self._finish(events)
 
