@@ -148,14 +148,9 @@ class Run:
             # a drift of the shared machine weighs on both alike.
             with Cluster(app=ECHO_APP, cpu_cores=s.cpu_cores) as echo:
                 direct = echo.url("/echo-direct")
-                runs: dict[str, list[dict]] = {"interview": [], "direct": []}
-                for which in ("direct", "interview", "interview", "direct"):
-                    if which == "direct":
-                        result = await self._capacity(echo, lambda i: FastConn.open(direct))
-                    else:
-                        result = await self._capacity(cluster, lambda i: open_session(url, pool[i], fast=True))
-                    runs[which].append(result)
-                    await asyncio.sleep(2)  # the sessions are let go before they are opened again
+                runs = await _in_turn(
+                    ("direct", lambda: self._capacity(echo, lambda i: FastConn.open(direct))),
+                    ("interview", lambda: self._capacity(cluster, lambda i: open_session(url, pool[i], fast=True))))
             raw["capacity_runs"] = [run["capacity"] for run in runs["interview"]]
             raw["capacity_direct_runs"] = [run["capacity"] for run in runs["direct"]]
             raw["capacity"] = _mean(runs["interview"])
@@ -192,15 +187,10 @@ class Run:
                                             pool[-s.fanout_pairs:], setup["cookie"], s.fanout_seconds)
             one = cluster.url("/api/interview-socket", 0)
             alone = memory.url("/api/interview-socket")
-            runs: dict[str, list[dict]] = {"redis": [], "memory": []}
-            for layer in ("memory", "redis", "redis", "memory"):
-                if layer == "redis":
-                    result = await self._capacity(cluster, lambda i: open_session(one, pool[i], fast=True),
-                                                  workers=cluster.workers[:1])
-                else:
-                    result = await self._capacity(memory, lambda i: open_session(alone, memory_pool[i], fast=True))
-                runs[layer].append(result)
-                await asyncio.sleep(2)  # the sessions are let go before they are opened again
+            runs = await _in_turn(
+                ("memory", lambda: self._capacity(memory, lambda i: open_session(alone, memory_pool[i], fast=True))),
+                ("redis", lambda: self._capacity(cluster, lambda i: open_session(one, pool[i], fast=True),
+                                                 workers=cluster.workers[:1])))
             raw["capacity_1_runs"] = [run["capacity"] for run in runs["redis"]]
             raw["capacity_memory_runs"] = [run["capacity"] for run in runs["memory"]]
             raw["capacity_1"] = _mean(runs["redis"])
@@ -268,6 +258,16 @@ class Run:
             bench.use(2)
             raw["rolling"] = await f.rolling_restart(bench.cluster, through, rolling,
                                                      workers=[0, 1], quiet_seconds=s.rolling_quiet_seconds)
+
+
+async def _in_turn(first: tuple, second: tuple) -> dict[str, list[dict]]:
+    """Measure two things in turn (first, second, second, first; each given as a name and
+    a coroutine function), so that a drift of the shared machine weighs on both alike."""
+    runs: dict[str, list[dict]] = {first[0]: [], second[0]: []}
+    for name, measure in (first, second, second, first):
+        runs[name].append(await measure())
+        await asyncio.sleep(2)  # the sessions are let go before they are opened again
+    return runs
 
 
 def _cpu_per_chunk(result: dict, cores: float | None, at: int = 40) -> dict | None:

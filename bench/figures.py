@@ -278,6 +278,31 @@ def _last_voiced(pieces: list[bytes], min_dbfs: float = -50.0) -> int:
     return last
 
 
+async def speak_until_reply(conn, texts: list[str], last: int, quiet: str) -> tuple[float, float | None, float | None]:
+    """Send an answer's chunks in real time, then keep the microphone open (silence in real
+    time) until the reply starts or 8 s pass. Returns when the last voiced chunk was sent,
+    when the final transcript arrived and when the reply's first chunk arrived (None: not yet)."""
+    start = now()
+    last_voiced_at = 0.0
+    for k, text in enumerate(texts):
+        await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
+        sent = await conn.send(text)
+        if k == last:
+            last_voiced_at = sent
+    final_at = first_at = None
+    k = len(texts)
+    while first_at is None and now() - last_voiced_at < 8:
+        await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
+        await conn.send(quiet)
+        k += 1
+        for arrived, msg in list(conn.inbox):
+            if msg["type"] == "server-final-transcript" and final_at is None:
+                final_at = arrived
+            if msg["type"] == "server-ai-speech-chunk" and msg["payload"]["seq"] == 0 and final_at:
+                first_at = arrived
+    return last_voiced_at, final_at, first_at
+
+
 async def voice_to_voice(url: str, info: dict, turns: int) -> dict:
     """Real synthesized speech in real time, then silence until the interviewer answers:
     last voiced chunk sent -> first chunk of the reply. Each reply is interrupted at once
@@ -300,25 +325,7 @@ async def voice_to_voice(url: str, info: dict, turns: int) -> dict:
             conn.clear()
             last = _last_voiced(pieces)
             texts = [c._audio_message(p) for p in pieces]
-            start = now()
-            last_voiced_at = 0.0
-            for k, text in enumerate(texts):
-                await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
-                sent = await conn.send(text)
-                if k == last:
-                    last_voiced_at = sent
-            # keep the microphone open: silence in real time until the reply starts
-            final_at, first_at = None, None
-            k = len(texts)
-            while first_at is None and now() - last_voiced_at < 8:
-                await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
-                await conn.send(quiet)
-                k += 1
-                for arrived, msg in list(conn.inbox):
-                    if msg["type"] == "server-final-transcript" and final_at is None:
-                        final_at = arrived
-                    if msg["type"] == "server-ai-speech-chunk" and msg["payload"]["seq"] == 0 and final_at:
-                        first_at = arrived
+            last_voiced_at, final_at, first_at = await speak_until_reply(conn, texts, last, quiet)
             if first_at is None:
                 continue  # not recognized as a turn; counted by the missing samples
             out["voice_to_voice"].append(first_at - last_voiced_at)

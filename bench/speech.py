@@ -374,7 +374,8 @@ async def voice_to_voice(turn_taking_mode: str, turns: int = 12, tts_cache_mb: f
     answer starts at once; a new session every 4 answers."""
     from realtime.providers.local.piper_tts import synthesize_to_pcm
 
-    from .clients import _audio_message, message, now, open_session
+    from .clients import _audio_message, message, open_session
+    from .figures import speak_until_reply
     from .servers import Cluster
 
     answers = []
@@ -399,24 +400,7 @@ async def voice_to_voice(turn_taking_mode: str, turns: int = 12, tts_cache_mb: f
                     await conn.expect("server-ai-interrupted")
                 await asyncio.sleep(0.5)
                 conn.clear()
-                start = now()
-                last_voiced_at = 0.0
-                for k, text in enumerate(texts):
-                    await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
-                    sent = await conn.send(text)
-                    if k == last:
-                        last_voiced_at = sent
-                final_at = first_at = None
-                k = len(texts)
-                while first_at is None and now() - last_voiced_at < 8:
-                    await asyncio.sleep(max(0.0, start + k * 0.04 - now()))
-                    await conn.send(quiet)
-                    k += 1
-                    for arrived, msg in list(conn.inbox):
-                        if msg["type"] == "server-final-transcript" and final_at is None:
-                            final_at = arrived
-                        if msg["type"] == "server-ai-speech-chunk" and msg["payload"]["seq"] == 0 and final_at:
-                            first_at = arrived
+                last_voiced_at, final_at, first_at = await speak_until_reply(conn, texts, last, quiet)
                 if first_at is None:
                     out["missing"] += 1
                     continue
