@@ -235,6 +235,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         # session after us (on any worker) always reaches us.
         session_id = self.session_id = str(uuid.UUID(session_id))  # one spelling, one group
         await memberships.add(self.channel_layer, owner_group(session_id), self.channel_name)
+        # Live views announce themselves to the group's members; asked now, their answers
+        # arrive while the session is taken, before the interviewer's first words.
+        await ask_watchers(self.channel_layer, session_id)
         await self._take_over(session_id, wait=live)
         if self.closed:  # the client left (or the worker is draining): a newer connection may hold it
             return
@@ -280,7 +283,6 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
             await self._await_rival_claims()
         if self.closed:
             return
-        await ask_watchers(self.channel_layer, session_id)  # live views announce themselves to the new owner
         log.info("session %s: authenticated user %s (%s)", self.session_id, self.user_id,
                  "resumed" if resumed else "new")
         await self._emit(

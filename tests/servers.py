@@ -136,6 +136,17 @@ def one_worker(env: dict | None = None):
 
 
 @contextmanager
+def two_workers_on_postgres_and_redis(env: dict | None = None):
+    """Two workers on a fresh PostgreSQL database and the machine's Redis (skipped, or
+    failed in CI, when either is missing)."""
+    from tests.services import postgres_database, redis_url
+
+    with postgres_database() as database_url:
+        with two_workers({"DATABASE_URL": database_url, "REDIS_URL": redis_url(), **(env or {})}) as pair:
+            yield pair
+
+
+@contextmanager
 def two_workers(env: dict):
     """Two workers sharing a database and a channel layer, as behind a load balancer:
     one demo signing key, one public URL (worker A's)."""

@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
 from tests.e2e.helpers import auth_message, message, receive_until, staff_cookie, stored_turns
-from tests.servers import two_workers
-from tests.services import postgres_database, redis_url
+from tests.servers import two_workers_on_postgres_and_redis
+from tests.services import redis_url
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +31,8 @@ VOICED = message("client-audio-chunk", data=base64.b64encode(b"".join(
 
 @pytest.fixture(scope="module")
 def workers():
-    with postgres_database() as database_url:
-        with two_workers({"DATABASE_URL": database_url, "REDIS_URL": redis_url(),
-                          "REALTIME_PROVIDERS": "synthetic"}) as (a, b):
-            yield a, b
+    with two_workers_on_postgres_and_redis({"REALTIME_PROVIDERS": "synthetic"}) as (a, b):
+        yield a, b
 
 
 class RedisCommands:

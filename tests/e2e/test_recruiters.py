@@ -20,17 +20,15 @@ from websockets.asyncio.client import connect
 
 from tests.e2e.helpers import (auth_message, close_code, event_with_text, message, receive_until, session_status,
                                staff_cookie, stored_turns)
-from tests.servers import two_workers
-from tests.services import postgres_database, redis_url
+from tests.servers import two_workers_on_postgres_and_redis
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def workers():
-    with postgres_database() as database_url:
-        with two_workers({"DATABASE_URL": database_url, "REDIS_URL": redis_url()}) as (a, b):
-            yield a, b
+    with two_workers_on_postgres_and_redis() as (a, b):
+        yield a, b
 
 
 def recruiter_cookie(server, username: str) -> str:

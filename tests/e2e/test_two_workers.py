@@ -12,17 +12,15 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e.helpers import auth_message, receive_until, staff_cookie
-from tests.servers import two_workers
-from tests.services import postgres_database, redis_url
+from tests.servers import two_workers_on_postgres_and_redis
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def workers():
-    with postgres_database() as database_url:
-        with two_workers({"DATABASE_URL": database_url, "REDIS_URL": redis_url()}) as (a, b):
-            yield a, b
+    with two_workers_on_postgres_and_redis() as (a, b):
+        yield a, b
 
 
 async def test_session_moves_to_another_worker_and_recruiter_sees_it(workers):
