@@ -113,9 +113,19 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+# Threads that run the realtime code's database calls on PostgreSQL (realtime/db.py).
+DATABASE_THREADS = env_int("DATABASE_THREADS", 8)
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # An unreachable server must fail a handshake in seconds (a clear "try again"), not hang it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 3))
+    # Each database thread keeps its connection (realtime/db.py: a bounded pool of threads),
+    # not a new one per call: a rolling restart hands a worker all of another's
+    # candidates at once, each joining with a few queries. A kept connection is checked
+    # before use, so one left broken by a database restart is replaced, not handed to a
+    # candidate. (Not psycopg's pool: after an outage it backs off for seconds before it
+    # connects again, refusing candidates meanwhile.)
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several threads write turns while a session runs; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from django.conf import settings
 
 from interviews import selectors, services
@@ -40,11 +40,11 @@ async def analyse(*, session_id: str, evaluator: Evaluator, attempts: int | None
     error = "unknown"
     for attempt in range(1, attempts + 1):
         try:
-            request = evaluation_request(await database_sync_to_async(selectors.session_analysis_input)(
+            request = evaluation_request(await database_call(selectors.session_analysis_input)(
                 session_id=session_id))
             async with asyncio.timeout(deadline_s):
                 analysis = await evaluator.evaluate(request)
-            await database_sync_to_async(services.result_analysis_store)(
+            await database_call(services.result_analysis_store)(
                 session_id=session_id, analysis=analysis, attempts=attempt)
             log.info("session %s: analysis written (attempt %d)", session_id, attempt)
             writeback_schedule(session_id)  # and to Supabase, when it is the source
@@ -55,7 +55,7 @@ async def analyse(*, session_id: str, evaluator: Evaluator, attempts: int | None
         if attempt < attempts:
             await asyncio.sleep(RETRY_BASE_SECONDS * 2 ** (attempt - 1))
     try:
-        await database_sync_to_async(services.result_analysis_failed)(
+        await database_call(services.result_analysis_failed)(
             session_id=session_id, error=error, attempts=attempts)
         writeback_schedule(session_id)
     except Exception:

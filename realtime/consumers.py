@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -221,7 +221,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         try:
             if settings.SUPABASE_SOURCE_ENABLED:  # the session and its questions come from Supabase
                 await session_load(token=token, session_id=session_id, identity=identity)
-            live = await database_sync_to_async(session_is_live)(session_id=session_id, user_id=identity.user_id)
+            live = await database_call(session_is_live)(session_id=session_id, user_id=identity.user_id)
         except AuthError as error:  # Supabase did not accept the token we did
             self._release_user_slot()
             await self._refuse(error.code, error.message, p.CloseCode.AUTH_FAILED)
@@ -242,7 +242,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         if self.closed:  # the client left (or the worker is draining): a newer connection may hold it
             return
         try:
-            snapshot, history, resumed = await database_sync_to_async(session_take)(
+            snapshot, history, resumed = await database_call(session_take)(
                 session_id=session_id, user_id=identity.user_id
             )
         except SessionAccessError as error:
@@ -322,7 +322,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                     await asyncio.wait([released], timeout=TAKEOVER_POLL_SECONDS)
                     # A connection that is already closing (a draining worker, a dropped
                     # socket) cannot answer; it marks the session disconnected once flushed.
-                    if not released.done() and not await database_sync_to_async(session_is_live)(
+                    if not released.done() and not await database_call(session_is_live)(
                             session_id=session_id, user_id=self.identity.user_id):
                         break
         except TimeoutError:  # its worker is gone: the database already has what it wrote
@@ -334,7 +334,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         """This connection took the session but closed before it could serve it: mark it
         disconnected (a no-op if a newer connection has taken it since), never claim it."""
         log.info("session %s: connection closed while authenticating; not taking the session", session_id)
-        await database_sync_to_async(services.session_disconnect)(
+        await database_call(services.session_disconnect)(
             session_id=session_id, connection_number=self.connection_number)
 
     async def _take_user_slot(self, user_id: str) -> bool:

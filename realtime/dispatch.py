@@ -10,7 +10,7 @@ class DirectDispatchMixin:
     process's one sync thread: a thread hop per audio chunk, queued behind every
     session's database writes (docs/performance.md measured turns of 52-158 ms at 50
     sessions because of it). These consumers never use the ORM on the event loop;
-    database_sync_to_async closes stale connections around each of their writes.
+    database_call (realtime/db.py) closes stale connections around each of their writes.
     """
 
     async def dispatch(self, message):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
@@ -40,7 +40,7 @@ async def readyz(request):
 
 
 async def _database() -> None:
-    await database_sync_to_async(_select_one)()
+    await database_call(_select_one)()
 
 
 def _select_one() -> None:

@@ -28,7 +28,7 @@ import socket
 import sys
 from datetime import timedelta
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from django.conf import settings
 from django.utils import timezone
 
@@ -82,7 +82,7 @@ async def renew_and_sweep(seconds: float, *, holder: str = WORKER_ID) -> dict | 
     global _failing
     held = held_sessions()  # taken and handed to the database thread in one step (see services)
     try:
-        result = await database_sync_to_async(_round)(holder, held, seconds)
+        result = await database_call(_round)(holder, held, seconds)
     except asyncio.CancelledError:
         raise
     except Exception as error:

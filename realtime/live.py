@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from interviews.selectors import session_exists, session_watch_snapshot
@@ -98,7 +98,7 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
         except ValueError:
             await self.close(code=4004)
             return
-        allowed, exists = await database_sync_to_async(_may_watch)(user, session_id)
+        allowed, exists = await database_call(_may_watch)(user, session_id)
         if not allowed:
             await self.close(code=4003)
             return
@@ -115,7 +115,7 @@ class LiveSessionConsumer(RealtimeConsumer, AsyncJsonWebsocketConsumer):
         await self._announce(WATCH_SECONDS)  # before the snapshot: live words flow from here on
         self.renewer = asyncio.create_task(self._renew())
         await self.accept()
-        snapshot = await database_sync_to_async(session_watch_snapshot)(session_id=session_id)
+        snapshot = await database_call(session_watch_snapshot)(session_id=session_id)
         await self.send_json({"sessionId": session_id, **snapshot})
 
     async def cleanup(self):

@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from django.db import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class SessionRecorder:
         delay = RETRY_FIRST_DELAY_S
         while True:
             try:
-                return await database_sync_to_async(write.function)(session_id=self._session_id, **write.kwargs)
+                return await database_call(write.function)(session_id=self._session_id, **write.kwargs)
             except TRANSIENT_ERRORS as error:
                 if time.monotonic() + delay > deadline:
                     raise

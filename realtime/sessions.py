@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 
-from channels.db import database_sync_to_async
+from .db import database_call
 
 from interviews import selectors, services
 from interviews.models import SessionStatus
@@ -70,6 +70,6 @@ async def session_questions_ensure(snapshot: SessionSnapshot, *, interviewer: In
         log.warning("session %s: questions not drafted by the interviewer (%s); drafting offline",
                     snapshot.session_id, type(error).__name__)
         questions = await ScriptedInterviewer().draft_questions(**draft)
-    stored = await database_sync_to_async(services.session_questions_store)(
+    stored = await database_call(services.session_questions_store)(
         session_id=snapshot.session_id, questions=questions)
     return dataclasses.replace(snapshot, questions=tuple(q["text"] for q in stored))

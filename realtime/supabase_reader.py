@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import httpx
-from channels.db import database_sync_to_async
+from .db import database_call
 from django.conf import settings
 
 from interviews.selectors import SessionAccessError
@@ -153,7 +153,7 @@ async def session_load(*, token: str, session_id: str, identity: Identity) -> No
         raise SessionAccessError("session_not_found", "No interview session has that id.")
     try:
         record = session_record_parse(row)
-        await database_sync_to_async(session_mirror)(record=record, user_id=identity.user_id)
+        await database_call(session_mirror)(record=record, user_id=identity.user_id)
     except SupabaseDataError as error:
         log.error("session %s: Supabase's rows do not match supabase/schema.sql: %s", session_id, error)
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
+from .db import database_call
 from django.conf import settings
 from django.utils import timezone
 
@@ -70,7 +70,7 @@ async def writeback(*, session_id: str, attempts: int | None = None) -> bool:
     attempts = attempts or settings.SUPABASE_WRITEBACK_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            columns, result = await database_sync_to_async(session_writeback_state)(session_id=session_id)
+            columns, result = await database_call(session_writeback_state)(session_id=session_id)
             async with asyncio.timeout(settings.SUPABASE_DEADLINE_SECONDS):
                 await _send(session_id, columns, result)
             log.info("session %s: status %s written to Supabase (attempt %d)", session_id, columns["status"], attempt)

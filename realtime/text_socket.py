@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import AsyncIterator
 
-from channels.db import database_sync_to_async
+from .db import database_call
 
 from interviews.models import AnalysisStatus, SessionResult
 from interviews.selectors import SessionAccessError
@@ -61,7 +61,7 @@ class TextInterviewConsumer(InterviewConsumer):
                 self.watching_results = True
             except LAYER_ERRORS:
                 log.info("session %s: channel layer away; results are polled", self.session_id)
-            result = await database_sync_to_async(result_payload)(session_id=self.session_id)
+            result = await database_call(result_payload)(session_id=self.session_id)
             if result is None:
                 return
             pending = result["analysisStatus"] == AnalysisStatus.PENDING
@@ -90,7 +90,7 @@ class TextInterviewConsumer(InterviewConsumer):
             except TimeoutError:
                 pass
             self._analysis_settled.clear()
-            result = await database_sync_to_async(result_payload)(session_id=self.session_id)
+            result = await database_call(result_payload)(session_id=self.session_id)
             if result["analysisStatus"] != AnalysisStatus.PENDING:
                 return result
 
@@ -102,7 +102,7 @@ class TextInterviewConsumer(InterviewConsumer):
     async def _refuse_access(self, error: SessionAccessError, session_id: str) -> None:
         if error.code == "session_finished":  # its owner asks again: the results, then the refusal
             try:
-                result = await database_sync_to_async(result_payload)(session_id=session_id)
+                result = await database_call(result_payload)(session_id=session_id)
             except Exception:
                 log.exception("session %s: results not read", p.log_safe(session_id))
                 result = None
