@@ -33,7 +33,7 @@ from .layer import LAYER_ERRORS, memberships, with_one_retry
 from .live import LiveInterest, ask_watchers
 from .providers.registry import get_providers
 from .runtime import RuntimeConfig, SessionRuntime, end_reason_from_candidate
-from .sessions import session_is_live, session_questions_ensure, session_take
+from .sessions import session_holder, session_questions_ensure, session_take
 from .supabase_reader import SupabaseUnavailable, session_load
 from .supabase_writeback import writeback_schedule
 from .socketlog import SocketLog, utf8_size
@@ -221,7 +221,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         try:
             if settings.SUPABASE_SOURCE_ENABLED:  # the session and its questions come from Supabase
                 await session_load(token=token, session_id=session_id, identity=identity)
-            live = await database_call(session_is_live)(session_id=session_id, user_id=identity.user_id)
+            holder = await database_call(session_holder)(session_id=session_id, user_id=identity.user_id)
         except AuthError as error:  # Supabase did not accept the token we did
             self._release_user_slot()
             await self._refuse(error.code, error.message, p.CloseCode.AUTH_FAILED)
@@ -238,7 +238,7 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         # Live views announce themselves to the group's members; asked now, their answers
         # arrive while the session is taken, before the interviewer's first words.
         await ask_watchers(self.channel_layer, session_id)
-        await self._take_over(session_id, wait=live)
+        await self._take_over(session_id, holder=holder)
         if self.closed:  # the client left (or the worker is draining): a newer connection may hold it
             return
         try:
@@ -303,13 +303,14 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         self.expiry_timer = asyncio.create_task(self._expire_token())
         await self.runtime.start(resumed=resumed)
 
-    async def _take_over(self, session_id: str, *, wait: bool) -> None:
+    async def _take_over(self, session_id: str, *, holder: int | None) -> None:
         """Ask whoever holds the session (on any worker) to let go.
 
-        For a live session, waits briefly until the old owner has written what it had, so
+        For a live session, waits briefly until that holder has written what it had, so
         the conversation loaded next is complete (a reconnect often finds its own
         half-open socket here). A paused one has nothing in flight.
         """
+        wait = holder is not None
         reply = await self.channel_layer.new_channel() if wait else None
         await with_one_retry(self.channel_layer.group_send, owner_group(session_id),
                               {"type": "session.takeover", "channel": self.channel_name, "reply": reply})
@@ -322,8 +323,9 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
                     await asyncio.wait([released], timeout=TAKEOVER_POLL_SECONDS)
                     # A connection that is already closing (a draining worker, a dropped
                     # socket) cannot answer; it marks the session disconnected once flushed.
-                    if not released.done() and not await database_call(session_is_live)(
-                            session_id=session_id, user_id=self.identity.user_id):
+                    # A newer holder (a rival that joined meanwhile) hears our claim instead.
+                    if not released.done() and await database_call(session_holder)(
+                            session_id=session_id, user_id=self.identity.user_id) != holder:
                         break
         except TimeoutError:  # its worker is gone: the database already has what it wrote
             log.info("session %s: no answer from the previous connection; taking over", session_id)
@@ -494,10 +496,22 @@ class InterviewConsumer(RealtimeConsumer, AsyncWebsocketConsumer):
         if self.runtime is None:
             if self.session_id is not None:  # joining too: its claim decides (_await_rival_claims)
                 self.rivals.add(event["channel"])
+                # and ours decides for it: it may have joined the group after we asked
+                try:
+                    await self.channel_layer.send(event["channel"], {"type": "session.joining",
+                                                                     "channel": self.channel_name})
+                except LAYER_ERRORS:
+                    log.warning("session %s: could not tell a rival it is joining too", self.session_id)
             return
         log.info("session %s: taken over by another connection", self.session_id)
         self.superseded = True
         await self._let_go(reply=event.get("reply"))
+
+    async def session_joining(self, event):
+        """A connection that was joining when we asked for the session: wait for its claim
+        before speaking (_await_rival_claims)."""
+        if self.runtime is None and event["channel"] != self.channel_name:
+            self.rivals.add(event["channel"])
 
     async def session_end_requested(self, event):
         """A recruiter ended the session (realtime/control.py): end it as `client-end`

@@ -18,10 +18,11 @@ from .runtime import SessionSnapshot
 log = logging.getLogger(__name__)
 
 
-def session_is_live(*, session_id: str, user_id: str) -> bool:
-    """Whether a connection may be holding the session right now (checks access on the way)."""
+def session_holder(*, session_id: str, user_id: str) -> int | None:
+    """The number of the connection that may be holding the session right now, or None
+    when none is (checks access on the way)."""
     session = selectors.session_get_for_owner(session_id=session_id, user_id=user_id)
-    return session.status == SessionStatus.LIVE
+    return session.connection_count if session.status == SessionStatus.LIVE else None
 
 
 def session_take(*, session_id: str, user_id: str) -> tuple[SessionSnapshot, list[dict], bool]:

@@ -272,7 +272,9 @@ async def test_a_thousand_connect_authenticate_and_drop_cycles_leak_nothing(clus
         assert a["connections"] == a["runtimes"] == a["userSlots"] == 0
         assert project_tasks(a) <= project_tasks(b), a["taskKinds"]
         assert library_tasks(a) - library_tasks(b) <= 30, a["taskKinds"]  # see library_tasks
-        assert a["openFds"] <= b["openFds"] + 10  # pooled Redis connections vary a little with the overlap
+        # Pooled Redis connections vary a little with the overlap, and each database thread
+        # (DATABASE_THREADS, 8) keeps a connection once it has run: bounded, not a leak.
+        assert a["openFds"] <= b["openFds"] + 10 + 8
         assert a["rssBytes"] - b["rssBytes"] < 24 << 20  # a leaked idle session (~50 KB) x 500 would be 25 MB
 
 
