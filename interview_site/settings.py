@@ -271,6 +271,8 @@ REALTIME = {
     "TTS": os.environ.get("REALTIME_TTS", ""),
     # Short follow-ups an LLM interviewer may ask on one main question when an answer is thin.
     "FOLLOW_UPS_PER_QUESTION": env_int("REALTIME_FOLLOW_UPS_PER_QUESTION", 1),
+    # Start the reply when the recogniser foresees the end of the turn (held until it ends).
+    "SPECULATIVE_REPLY": bool(env_int("REALTIME_SPECULATIVE_REPLY", 1)),
     # Main questions drafted by the interviewer for an interview that lists skills only.
     "DRAFTED_QUESTIONS": env_int("REALTIME_DRAFTED_QUESTIONS", 5),
     # Evaluation by the language model after a session ends (in the background).

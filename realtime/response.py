@@ -25,6 +25,9 @@ class Response:
     turn_ended_at: float | None = None
     # Resolved once the answer this replies to is stored; nothing is sent before.
     gate: asyncio.Future | None = None
+    # server-ai-thinking goes out with the first message after the gate opens, so a held
+    # reply is synthesized meanwhile instead of waiting on the gate.
+    thinking_unsent: bool = False
     # The main question whose answer this reply may ask a follow-up on (None: it may not).
     follow_up_about: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -9,7 +9,9 @@ database write goes through the session's recorder.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -35,6 +37,7 @@ END_BY_CANDIDATE = "The candidate ended the interview."
 LIVE_EVENT_INTERVAL_S = 0.2
 ANSWER_PENDING = "Your previous answer is still being saved; please say this again in a moment."
 ANSWER_NOT_STORED = "Your answer could not be saved; please say it again."
+_WORDS = re.compile(r"[\w']+")
 
 
 def end_reason_from_candidate(reason: str) -> str:
@@ -73,6 +76,9 @@ class RuntimeConfig:
     min_interruption_words: int = 2
     # Short follow-ups an interviewer that can judge answers may ask per main question.
     max_follow_ups: int = 1
+    # Start the reply when the recogniser says the turn will likely end (its words look
+    # finished), holding it until the final transcript confirms them.
+    speculative_reply: bool = True
 
     @classmethod
     def from_settings(cls, realtime: dict) -> "RuntimeConfig":
@@ -88,7 +94,32 @@ class RuntimeConfig:
             write_retry_s=realtime["WRITE_RETRY_SECONDS"],
             min_interruption_words=realtime["MIN_INTERRUPTION_WORDS"],
             max_follow_ups=realtime["FOLLOW_UPS_PER_QUESTION"],
+            speculative_reply=realtime["SPECULATIVE_REPLY"],
         )
+
+
+@dataclass
+class TentativeTurn:
+    """A turn begun when the recogniser foresaw its end; `decided` gets the final's words,
+    or None if the candidate went on."""
+
+    text: str
+    decided: asyncio.Future
+
+
+@dataclass(frozen=True)
+class TurnUndo:
+    """What a candidate turn changes, as it was before, for a turn that never happened."""
+
+    question_index: int
+    follow_ups: dict[int, int]
+    follow_up_for: int | None
+    audio_in_ms: float
+
+
+def same_words(a: str, b: str) -> bool:
+    """The same words, whatever the punctuation and case ("deadline." and "Deadline,")."""
+    return _WORDS.findall(a.lower()) == _WORDS.findall(b.lower())
 
 
 SendText = Callable[[str], Awaitable[None]]
@@ -133,6 +164,7 @@ class SessionRuntime:
         # Follow-ups asked per main question, and the question the last one was about.
         self._follow_ups: dict[int, int] = {}
         self._follow_up_for: int | None = None
+        self._tentative: TentativeTurn | None = None  # a turn begun before its final transcript
         self._providers_session = providers.open_session(sample_rate=config.input_sample_rate)
         self._stt = self._providers_session.stt
         self._stt_task: asyncio.Task | None = None
@@ -195,6 +227,7 @@ class SessionRuntime:
     async def interrupt(self) -> None:
         if self._stopped:
             return
+        await self._retract_tentative()  # a reply held for a turn that has not ended was never heard
         response = self._response
         if response is not None:
             self._cancel_response(response)
@@ -329,7 +362,11 @@ class SessionRuntime:
         if self._paused or self._ending:
             return
         text = p.clean_text(event.text).strip()  # providers' text is stored and logged like a client's
+        if self._tentative is not None and not same_words(text, self._tentative.text):
+            await self._retract_tentative()  # the candidate went on (or was heard otherwise)
         if not event.is_final:
+            if event.turn_ending and text and self._may_speculate():
+                await self._candidate_turn(text, source="speech", ended_at=time.monotonic(), tentative=True)
             if text != self._last_interim:
                 self._last_interim = text
                 await self._send(p.SERVER_LIVE_TRANSCRIPT, transcript=text)
@@ -337,6 +374,10 @@ class SessionRuntime:
             return
         self._last_interim = ""
         if not text:
+            return
+        if self._tentative is not None:  # the turn ends as foreseen: its reply may go out
+            self._tentative.decided.set_result(text)
+            self._tentative = None
             return
         if self._response is not None and len(text.split()) < self._config.min_interruption_words:
             log.info("session %s: ignored a %d-word utterance over the interviewer (likely echo or noise)",
@@ -382,7 +423,8 @@ class SessionRuntime:
 
     # --- turns -------------------------------------------------------------------------
 
-    async def _candidate_turn(self, text: str, *, source: str, ended_at: float) -> None:
+    async def _candidate_turn(self, text: str, *, source: str, ended_at: float, tentative: bool = False) -> None:
+        await self._retract_tentative()
         if self._ending or self._end_task is not None or self._paused:
             if self._paused:
                 await self._send(p.SERVER_ERROR, code="session_paused", error="The interview is paused: resume it to answer.")
@@ -393,6 +435,8 @@ class SessionRuntime:
         cut_off = self._response
         if cut_off is not None:  # the candidate spoke over the interviewer
             await self.interrupt()
+        before = TurnUndo(question_index=self._question_index, follow_ups=dict(self._follow_ups),
+                          follow_up_for=self._follow_up_for, audio_in_ms=self._audio_in_ms)
         last = len(self.snapshot.questions) - 1
         answered = self._question_index
         # Talking over the next question (or the goodbye) before having heard it means the
@@ -414,17 +458,17 @@ class SessionRuntime:
         turn_id = f"t-{time.time_ns():x}"
         # The answer and the progress it makes are stored together; the candidate hears
         # it was taken (server-final-transcript) only once it is. The interviewer starts
-        # on its reply meanwhile, but nothing of the reply goes out before that.
+        # on its reply meanwhile, but nothing of the reply goes out before that. A
+        # tentative turn is stored only once the final transcript confirms its words.
         heard_ms = self._audio_in_ms if source == "speech" else 0.0
         self._audio_in_ms = 0.0
-        stored = self._recorder.submit(
-            services.turn_record, speaker=Speaker.CANDIDATE, text=text, question_index=answered,
+        record = functools.partial(
+            self._recorder.submit, services.turn_record, speaker=Speaker.CANDIDATE, question_index=answered,
             source=source, public_id=turn_id, advance_to=advance_to,
             metrics={"audio_in_ms": round(heard_ms)} if heard_ms else None,
         )
         line = ConversationLine(Speaker.CANDIDATE, text)
         self._conversation.append(line)
-        previous_index = self._question_index
         ends = still_answering and cut_off.kind == "closing" and cut_off.mostly_heard()  # a last word after goodbye
         gate = asyncio.get_running_loop().create_future()
         reply = None
@@ -436,24 +480,36 @@ class SessionRuntime:
             follow_up = None if still_answering or self._follow_ups.get(answered, 0) >= self._config.max_follow_ups \
                 else answered
             reply = self._respond(kind, turn_ended_at=ended_at, gate=gate, follow_up_about=follow_up)
+        decided = None
+        if tentative:
+            decided = asyncio.get_running_loop().create_future()
+            self._tentative = TentativeTurn(text=text, decided=decided)
+        else:
+            record = record(text=text)  # submitted now, in order with the session's other writes
         self._storing_turn = asyncio.create_task(self._after_stored(
-            stored, gate=gate, reply=reply, line=line, previous_index=previous_index, ends=ends,
+            record, decided=decided, gate=gate, reply=reply, line=line, before=before, ends=ends,
             text=text, turn_id=turn_id, source=source, answered=answered, advanced=advance_to is not None,
         ))
 
-    async def _after_stored(self, stored: asyncio.Future, *, gate: asyncio.Future, reply: Response | None,
-                            line: ConversationLine, previous_index: int, ends: bool, text: str, turn_id: str,
-                            source: str, answered: int, advanced: bool) -> None:
+    async def _after_stored(self, stored, *, decided: asyncio.Future | None, gate: asyncio.Future,
+                            reply: Response | None, line: ConversationLine, before: TurnUndo, ends: bool,
+                            text: str, turn_id: str, source: str, answered: int, advanced: bool) -> None:
         try:
+            if decided is not None:  # tentative: the final's words, or None if the candidate went on
+                final = await decided
+                if final is None:
+                    self._undo_turn(before, gate=gate, reply=reply, line=line)
+                    return
+                text = final  # the same words; stored as the final spelled them
+                line = self._replace_line(line, ConversationLine(Speaker.CANDIDATE, text))
+                if reply is not None:
+                    reply.turn_ended_at = time.monotonic()
+                stored = stored(text=text)
             await stored
         except Exception:
             log.warning("session %s: candidate turn %s not stored; asking for it again",
                         self.snapshot.session_id, turn_id)
-            gate.cancel()
-            if reply is not None:
-                self._drop_unsent(reply)
-            self._question_index = previous_index
-            self._conversation = [known for known in self._conversation if known is not line]
+            self._undo_turn(before, gate=gate, reply=reply, line=line)
             await self._send(p.SERVER_ERROR, code="answer_not_stored", error=ANSWER_NOT_STORED, transcript=text)
             return
         finally:
@@ -467,6 +523,37 @@ class SessionRuntime:
         gate.set_result(None)
         if ends:
             self._end_task = asyncio.create_task(self.end(END_ALL_ANSWERED))
+
+    def _may_speculate(self) -> bool:
+        """A reply may start before the turn ends only when nothing else is going on."""
+        return (self._config.speculative_reply and self._tentative is None and self._response is None
+                and self._storing_turn is None and self._end_task is None and not self._ending and not self._paused)
+
+    async def _retract_tentative(self) -> None:
+        """The turn begun early did not end as foreseen: forget it and its held reply."""
+        tentative, self._tentative = self._tentative, None
+        if tentative is None:
+            return
+        if not tentative.decided.done():
+            tentative.decided.set_result(None)
+        if self._storing_turn is not None:
+            await asyncio.wait([self._storing_turn])  # it undoes the turn
+
+    def _undo_turn(self, before: TurnUndo, *, gate: asyncio.Future, reply: Response | None,
+                   line: ConversationLine) -> None:
+        """The turn never happened (not stored, or retracted): nothing of its reply was
+        sent, so the interview stands where it stood before it."""
+        gate.cancel()
+        if reply is not None:
+            self._drop_unsent(reply)
+        self._question_index = before.question_index
+        self._follow_ups, self._follow_up_for = before.follow_ups, before.follow_up_for
+        self._audio_in_ms += before.audio_in_ms
+        self._conversation = [known for known in self._conversation if known is not line]
+
+    def _replace_line(self, old: ConversationLine, new: ConversationLine) -> ConversationLine:
+        self._conversation = [new if known is old else known for known in self._conversation]
+        return new
 
     def _drop_unsent(self, response: Response) -> None:
         """Forget a response nothing of which was sent (its answer was not stored)."""
@@ -499,7 +586,10 @@ class SessionRuntime:
             send_chunk=lambda chunk, seq: self._send_speech_chunk(response, chunk, seq),
         )
         try:
-            await self._send_for(response, p.SERVER_AI_THINKING)
+            if response.gate is None or response.gate.done():
+                await self._send_for(response, p.SERVER_AI_THINKING)
+            else:  # held (its answer being stored, or its turn foreseen): say it with the first words
+                response.thinking_unsent = True
             while (sentence := await sentences.get()) is not None:
                 await self._speak_sentence(response, sentence)
             await response.pacer.finish()
@@ -624,8 +714,12 @@ class SessionRuntime:
             await asyncio.wait([gate])
         if gate is not None and gate.cancelled():
             raise asyncio.CancelledError  # the answer was not stored: this reply never happened
-        if not response.cancelled:
-            await self._send(kind, responseId=response.id, **payload)
+        if response.cancelled:
+            return
+        if response.thinking_unsent:
+            response.thinking_unsent = False
+            await self._send(p.SERVER_AI_THINKING, responseId=response.id)
+        await self._send(kind, responseId=response.id, **payload)
 
     def _cancel_response(self, response: Response) -> None:
         response.cancelled = True
@@ -639,6 +733,7 @@ class SessionRuntime:
 
     async def _silence(self) -> None:
         """Stop speaking now (pause, end), telling the client to flush what it holds."""
+        await self._retract_tentative()
         if self._response is not None:
             await self.interrupt()
 

@@ -24,6 +24,10 @@ class TranscriptEvent:
     # Milliseconds of candidate audio (from the start of the stream) at which the
     # utterance ended; set on final events, used for latency figures.
     end_ms: float | None = None
+    # On an interim: the candidate has paused and these words look finished, so the turn
+    # will likely end with them. The runtime may start its reply now and hold it until
+    # the final confirms the words (or drop it if they change: the candidate went on).
+    turn_ending: bool = False
 
 
 class SpeechToTextStream(Protocol):

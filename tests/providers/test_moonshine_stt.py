@@ -136,3 +136,44 @@ def test_a_redecode_from_the_last_words_gives_what_a_fresh_decode_gives(beckett)
         draft = model.decode(audio[: int(cut * RATE)])
         assert model.decode(whole, draft) == model.decode(whole)
     assert model.decode(audio[: 4 * RATE], [5, 6, 7, 8]) == model.decode(audio[: 4 * RATE])  # a wrong draft
+
+
+async def test_a_finished_answer_is_announced_before_its_final_and_a_thinking_pause_is_not(stt):
+    """At the pause after a finished sentence the stream says the turn will likely end
+    (`turn_ending`: the runtime starts its reply) and then ends it with the same words;
+    after "and" it says nothing of the kind, and the candidate goes on. (Piper says each
+    answer a little differently every time, and now and then Moonshine ends one with a
+    comma, which is no reason to announce: two of three must be announced.)"""
+    announced = 0
+    for question, answer in [
+        ("What result are you most proud of?", "We reduced the page load time to under one second."),
+        ("Who were your users?", "Our users were mostly small businesses that needed simple invoicing."),
+        ("Tell me about a recent project.", "I built the payment service in Python and moved it to Kubernetes last year."),
+    ]:
+        stream = stt.open_stream(sample_rate=RATE)
+        stream.set_question(question)
+        events = await feed_all(stream, silence(200, RATE) + synthesize_to_pcm(answer, RATE), pace_s=0.04)
+        await stream.close()
+        finals = [e for e in events if e.is_final]
+        assert len(finals) == 1, events
+        before_final = events[:events.index(finals[0])]
+        endings = [k for k, e in enumerate(before_final) if e.turn_ending]
+        if endings:
+            # The last words heard before the final (announced, or an interim after the
+            # announcement that changed them: the runtime drops its early reply) are the final's.
+            last_words = [e for e in before_final[endings[0]:] if e.text][-1]
+            assert words(last_words.text) == words(finals[0].text), events
+            announced += 1
+    assert announced >= 2
+
+    stream = stt.open_stream(sample_rate=RATE)
+    stream.set_question("What was your role on that team?")
+    thinking = []
+    for piece in split_into_chunks(silence(200, RATE) + synthesize_to_pcm("I was the lead engineer and", RATE), CHUNK):
+        thinking += await stream.feed(piece)
+        await asyncio.sleep(0.004)
+    for _ in range(25):  # a second of thinking, at real time
+        thinking += await stream.feed(silence(40, RATE))
+        await asyncio.sleep(0.04)
+    await stream.close()
+    assert not [e for e in thinking if e.turn_ending or e.is_final], thinking

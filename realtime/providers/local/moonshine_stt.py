@@ -136,6 +136,7 @@ class MoonshineStream:
         self._last_voiced_len = 0  # segment length at its last voiced frame
         self._last_partial_at = 0  # segment length at the last partial decode
         self._last_partial = ""
+        self._announced = ""  # the words last announced as the likely end of the turn
 
     # -- SpeechToTextStream -----------------------------------------------------------
 
@@ -267,6 +268,7 @@ class MoonshineStream:
             # the recogniser's last word is unsure there ("deadline and." with 64 ms of
             # silence, "deadline in." with 160 ms). Decode once more with the whole tail (see
             # below for how the two readings are combined).
+            self._announce_turn_ending(events, self._policy.silence_needed_ms(self._words(), question=self._question))
             if len(self._segment) >= self._last_voiced_len + _TAIL_FRAMES:
                 self._earlier_words = self._words()
                 self._decode("confirm")
@@ -286,6 +288,17 @@ class MoonshineStream:
             needed = max(needed, earlier) if max(needed, earlier) >= unfinished else min(needed, earlier)
         if silence >= needed:
             self._finish(events)
+        else:
+            self._announce_turn_ending(events, needed)
+
+    def _announce_turn_ending(self, events: list[TranscriptEvent], needed_ms: float) -> None:
+        """The words at this pause look finished (the shortest wait): say so once, so the
+        reply can be prepared while the confirming reading and the rest of the silence
+        come in."""
+        words = self._words()
+        if words and words != self._announced and needed_ms <= getattr(self._policy, "finished_ms", 0):
+            self._announced = words
+            events.append(TranscriptEvent(text=words, is_final=False, turn_ending=True))
 
     def _words(self) -> str:
         return " ".join(t for t in [*self._committed, self._seg_text] if t)
