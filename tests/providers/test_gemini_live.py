@@ -296,7 +296,9 @@ def test_the_fake_flags_audio_in_the_wrong_format(gemini_live):
 
     context = ssl.create_default_context(cafile=gemini_live.ca_file)
     path = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
-    with connect(gemini_live.websocket_base_url + path, ssl=context,
+    # A generous handshake timeout: beside the browser tests' speech models, a TLS handshake
+    # on this 2-core machine once took over the default 10 s.
+    with connect(gemini_live.websocket_base_url + path, ssl=context, open_timeout=60,
                  additional_headers={"x-goog-api-key": gemini_live.api_key}) as ws:
         ws.send(json.dumps({"setup": {"model": "models/x", "generationConfig": {
             "responseModalities": ["AUDIO"],
