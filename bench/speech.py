@@ -366,7 +366,8 @@ async def capacity(stt, steps=(1, 2, 4, 6, 8, 10, 12, 16), seconds: float = 20.0
     return out
 
 
-async def voice_to_voice(turn_taking_mode: str, turns: int = 12, tts_cache_mb: float = 16) -> dict:
+async def voice_to_voice(turn_taking_mode: str, turns: int = 12, tts_cache_mb: float = 16,
+                         speculative: bool = True) -> dict:
     """Through a real daphne worker on the default providers (Moonshine, scripted
     interviewer, Piper): Piper answers streamed in real time, then silence in real time;
     from sending the last voiced 40 ms chunk to the first chunk of the interviewer's reply
@@ -384,7 +385,8 @@ async def voice_to_voice(turn_taking_mode: str, turns: int = 12, tts_cache_mb: f
         answers.append(([_audio_message(p) for p in pieces], _last_voiced_index(pieces)))
     quiet = _audio_message(bytes(CHUNK))
     out = {"voice_to_voice_ms": [], "speech_end_to_final_ms": [], "final_to_audio_ms": [], "missing": 0}
-    env = {"REALTIME_TURN_TAKING": turn_taking_mode, "REALTIME_TTS_CACHE_MB": str(tts_cache_mb), "LOG_LEVEL": "WARNING"}
+    env = {"REALTIME_TURN_TAKING": turn_taking_mode, "REALTIME_TTS_CACHE_MB": str(tts_cache_mb), "LOG_LEVEL": "WARNING",
+           "REALTIME_SPECULATIVE_REPLY": "1" if speculative else "0"}
     with Cluster(providers="local", extra_env=env) as cluster:
         pool = cluster.prepare((turns + 3) // 4)["sessions"]
         url = cluster.url("/api/interview-socket")
@@ -486,6 +488,9 @@ async def main(only: set[str] | None = None) -> dict:
             "fixed": await voice_to_voice("fixed"),
             # Every line synthesized afresh: what a language model's new first sentence costs.
             "adaptive, no line cache": await voice_to_voice("adaptive", tts_cache_mb=0),
+            # ... and the reply started only at the final (before the speculative reply).
+            "adaptive, no line cache, reply after the final": await voice_to_voice(
+                "adaptive", tts_cache_mb=0, speculative=False),
         }
     return figures
 

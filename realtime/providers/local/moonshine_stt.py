@@ -11,9 +11,11 @@ Per stream (one per live session), on the event loop and cheap:
   how much silence ends the turn for those words: short after a finished sentence, long
   after "and", "um" or a half-said clause. Moonshine's last word is unsure with so little
   silence after it, so once ~160 ms of silence is there (`_TAIL_FRAMES`) the segment is
-  decoded once more: if either reading ends unfinished ("... and."), the turn waits long;
-  otherwise the shorter of the two waits counts (a comma in one reading is no reason to wait). The final is the text already decoded, so it
-  follows the silence at once.
+  decoded once more (beside the first decode if that is still running): if either
+  reading ends unfinished ("... and."), the turn waits long; otherwise the shorter of
+  the two waits counts (a comma in one reading is no reason to wait). The final is the
+  text already decoded, so it follows the silence at once. When the first reading looks
+  finished the stream says so (`turn_ending`), so the reply can start meanwhile.
 - a long thinking pause (`_COMMIT_MS`), a pause of `_LONG_PAUSE_MS` in a segment of
   `_LONG_SEGMENT_S` or more, or a very long segment closes the segment: its text is kept
   and the next words start a new one, so no decode ever covers more than
@@ -26,9 +28,9 @@ new words only, with exactly the greedy result.
 
 Decoding runs on a bounded thread pool shared by all streams of the process (one
 thread per core), on one shared model (moonshine_model.shared_model()); each stream
-has at most one decode whose result it wants in flight, and at most one more (a partial
-that the end of speech made stale: the settle decode does not wait for it), so the pool's
-queue is bounded by twice the live speakers.
+has at most two decodes whose results it wants in flight (the two readings of a pause)
+and at most one more (a partial that the end of speech made stale: the settle decode
+does not wait for it), so the pool's queue is bounded by three times the live speakers.
 Words from a decode come back as events at the next `feed()` (audio arrives every
 ~40 ms). Nothing is reported for silence or noise: no voiced frames, no decode.
 """
@@ -119,9 +121,12 @@ class MoonshineStream:
         self._superseded: set[Future] = set()  # partial decodes still running, results unwanted
         self._job: Future | None = None  # the one decode whose result is wanted ...
         self._job_meta: tuple | None = None  # ... and what it covers: (generation, kind, frames, voiced_len, tail)
+        self._next_job: Future | None = None  # the confirming decode, started while the settle one runs
+        self._next_meta: tuple | None = None
         self._new_utterance()
 
     def _new_utterance(self) -> None:
+        self._drop_next_job()
         self._in_utt = False
         self._committed: list[str] = []  # texts of closed segments of this utterance
         self._segment: list[np.ndarray] = []  # frames of the open segment
@@ -165,6 +170,7 @@ class MoonshineStream:
         if self._closed or not self._in_utt:
             return []
         generation = self._generation
+        self._drop_next_job()  # flushing decodes what it needs itself
         if self._job is not None:
             await asyncio.wait({asyncio.wrap_future(self._job)})
         events: list[TranscriptEvent] = []
@@ -190,7 +196,7 @@ class MoonshineStream:
     async def close(self) -> None:
         self._closed = True
         self._generation += 1
-        pending = {asyncio.wrap_future(job) for job in (self._job, *self._superseded) if job is not None}
+        pending = {asyncio.wrap_future(job) for job in (self._job, self._next_job, *self._superseded) if job is not None}
         if pending:
             await asyncio.wait(pending)
         self._job = None
@@ -258,17 +264,20 @@ class MoonshineStream:
             # about once a second.
             if silence >= _SETTLE_MS:
                 self._decode("settle")
+                self._confirm_early()
             elif (len(self._segment) - self._last_partial_at) * _FRAME_MS >= _PARTIAL_EVERY_MS:
                 self._decode("partial")
             return
         if self._segment and self._job is not None:
+            if self._job_meta[1] == "confirm":  # the first reading is in, the second on its way
+                self._announce_turn_ending(events)
             return
         if self._segment and self._seg_tail < _TAIL_FRAMES and (self._seg_text or self._committed):
             # The words were decoded with less than _TAIL_FRAMES of silence after them, and
             # the recogniser's last word is unsure there ("deadline and." with 64 ms of
             # silence, "deadline in." with 160 ms). Decode once more with the whole tail (see
             # below for how the two readings are combined).
-            self._announce_turn_ending(events, self._policy.silence_needed_ms(self._words(), question=self._question))
+            self._announce_turn_ending(events)
             if len(self._segment) >= self._last_voiced_len + _TAIL_FRAMES:
                 self._earlier_words = self._words()
                 self._decode("confirm")
@@ -291,11 +300,13 @@ class MoonshineStream:
         else:
             self._announce_turn_ending(events, needed)
 
-    def _announce_turn_ending(self, events: list[TranscriptEvent], needed_ms: float) -> None:
+    def _announce_turn_ending(self, events: list[TranscriptEvent], needed_ms: float | None = None) -> None:
         """The words at this pause look finished (the shortest wait): say so once, so the
         reply can be prepared while the confirming reading and the rest of the silence
         come in."""
         words = self._words()
+        if needed_ms is None:
+            needed_ms = self._policy.silence_needed_ms(words, question=self._question)
         if words and words != self._announced and needed_ms <= getattr(self._policy, "finished_ms", 0):
             self._announced = words
             events.append(TranscriptEvent(text=words, is_final=False, turn_ending=True))
@@ -328,6 +339,36 @@ class MoonshineStream:
         end = min(frames, self._last_voiced_len + _TAIL_FRAMES)
         return np.concatenate(self._segment[:end]).astype(np.float32) / 32768.0
 
+    def _confirm_early(self) -> None:
+        """The confirming reading (below) need not wait for the settle reading: once its
+        tail of silence is there it starts beside it, on the pool's other thread, so the
+        turn's end waits for one decode, not two in a row."""
+        if self._next_job is not None or self._job is None or self._job_meta[1] != "settle":
+            return
+        if len(self._segment) < self._last_voiced_len + _TAIL_FRAMES:
+            return
+        frames = self._last_voiced_len + _TAIL_FRAMES
+        self._next_meta = (self._generation, "confirm", frames, self._last_voiced_len, _TAIL_FRAMES)
+        self._next_job = _executor.submit(_transcribe, self._model, self._segment_audio(frames), self._seg_ids)
+
+    def _drop_next_job(self) -> None:
+        if self._next_job is not None and not self._next_job.done():
+            self._superseded = {job for job in self._superseded if not job.done()} | {self._next_job}
+        self._next_job = self._next_meta = None
+
+    def _take_next_job(self) -> None:
+        """The settle reading is in: the confirming one started beside it takes its place,
+        unless the candidate spoke again meanwhile (then it is stale and dropped)."""
+        job, meta = self._next_job, self._next_meta
+        if job is None:
+            return
+        if meta[0] != self._generation or meta[3] != self._last_voiced_len or self._job is not None:
+            self._drop_next_job()
+            return
+        self._next_job = self._next_meta = None
+        self._earlier_words = self._words()
+        self._job, self._job_meta = job, meta
+
     def _decode(self, kind: str) -> None:
         if self._job is not None:
             if kind != "settle" or self._job_meta[1] != "partial":
@@ -354,6 +395,8 @@ class MoonshineStream:
             text, ids = self._seg_text, self._seg_ids
         # Up to date only if no voiced frame came after the audio it decoded.
         self._seg_text, self._seg_ids, self._seg_text_frames, self._seg_tail = text, ids, voiced_len, tail
+        if kind == "settle":
+            self._take_next_job()
         partial = self._words()
         if partial and partial != self._last_partial:
             self._last_partial = partial
