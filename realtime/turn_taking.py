@@ -9,7 +9,8 @@ the question the candidate is answering. Interview answers have thinking pauses 
 (240 ms), and an ambiguous ending waits `plain_ms`, the old fixed rule's 700 ms: the
 policy ends a turn sooner than the fixed rule only when it is confident. (A recogniser's
 mishearing makes the words look finished now and then: "deadline and" came back as
-"deadline then." in one benchmark run.)
+"deadline then." in one benchmark run and "back-end and" as "back end then." in another,
+so a trailing "then" counts as a continuer, like the "and" it often is.)
 
 The rules, in order (first match wins):
 
@@ -57,6 +58,7 @@ um umm uh uhh er erm ah eh hmm mm
 the a an to of in on at by for with from into onto about over under between through during
 my our your their his her its these those every i we you they he she i'm we're i've
 we've i'd i'll you're they're there's if than whether whose
+then
 """.split())
 # Rule 3: an utterance made only of these has not started answering.
 FILLERS = frozenset("""
@@ -75,7 +77,7 @@ is are was were am be been being have has had do does did will would
 """.split())
 # Rule 5: words that end a sentence only sometimes.
 SOFT_CONTINUERS = frozenset("""
-so also then as like well basically actually which that who whom what how why when where while
+so also as like well basically actually which that who whom what how why when where while
 this it not very really just more most less quite any each some no
 """.split())
 UNFINISHED_WORDS = HARD_CONTINUERS | AUXILIARIES | SOFT_CONTINUERS

@@ -85,3 +85,10 @@ def test_a_thinking_phrase_counts_only_as_the_whole_last_clause():
     assert policy.silence_needed_ms("Hmm, that is a good question.") >= 1500
     assert policy.silence_needed_ms("We cut the page load time to under one second.") <= 400
     assert policy.silence_needed_ms("It was exactly what I mean.") <= 400
+
+
+def test_a_trailing_then_waits_like_the_and_it_is_often_misheard_from():
+    """Moonshine hears a thinking pause after "and" as "... then." now and then."""
+    policy = TurnPolicy()
+    assert policy.silence_needed_ms("I worked mostly on the back end then.",
+                                    question="What did you work on?") == policy.unfinished_ms

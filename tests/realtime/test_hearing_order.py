@@ -14,12 +14,13 @@ from realtime.providers.base import Providers, TranscriptEvent
 from realtime.providers.synthetic import SyntheticInterviewer, SyntheticTextToSpeech
 from realtime.runtime import RuntimeConfig, SessionRuntime
 from realtime.sessions import session_take
+from tests.realtime.streams import OneStream, StreamStub
 from tests.realtime.test_runtime import Harness
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class RecordingStream:
+class RecordingStream(StreamStub):
     """Notes the chunks it is fed and whether two feeds ever overlapped; every third
     feed waits on a thread, the others return at once. Says what it heard once the
     candidate stops (a zero chunk)."""
@@ -43,22 +44,6 @@ class RecordingStream:
             return [TranscriptEvent(text=" ".join(map(str, self.heard[:-1])), is_final=False)]
         return []
 
-    async def flush(self):
-        return []
-
-    def reset(self):
-        pass
-
-    async def close(self):
-        pass
-
-
-class Recording:
-    def __init__(self):
-        self.stream = RecordingStream()
-
-    def open_stream(self, *, sample_rate):
-        return self.stream
 
 
 async def test_chunks_are_heard_in_order_whether_the_recogniser_waits_or_not(live_session):
@@ -66,7 +51,7 @@ async def test_chunks_are_heard_in_order_whether_the_recogniser_waits_or_not(liv
         session_id=live_session.session_id, user_id=live_session.user_id)
     config = RuntimeConfig.from_settings(settings.REALTIME)
     config = dataclasses.replace(config, audio_queue_chunks=max(config.audio_queue_chunks, 300))
-    recogniser = Recording()
+    recogniser = OneStream(RecordingStream())
     providers = Providers(stt=recogniser, interviewer=SyntheticInterviewer(),
                           tts=SyntheticTextToSpeech(sample_rate=config.output_sample_rate), name="synthetic")
     out = Harness()

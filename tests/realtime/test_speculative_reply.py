@@ -14,12 +14,13 @@ from realtime.providers.base import Providers, TranscriptEvent
 from realtime.providers.synthetic import SyntheticInterviewer, SyntheticTextToSpeech
 from realtime.runtime import RuntimeConfig, SessionRuntime
 from realtime.sessions import session_take
+from tests.realtime.streams import OneStream, StreamStub
 from tests.realtime.test_runtime import Harness, candidate_turns, wait_for_candidate_turns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class ScriptedStream:
+class ScriptedStream(StreamStub):
     """Reports the next scripted events each time it is fed."""
 
     def __init__(self, script):
@@ -28,22 +29,6 @@ class ScriptedStream:
     async def feed(self, pcm16):
         return self.script.pop(0) if self.script else []
 
-    async def flush(self):
-        return []
-
-    def reset(self):
-        pass
-
-    async def close(self):
-        pass
-
-
-class Scripted:
-    def __init__(self, script):
-        self.stream = ScriptedStream(script)
-
-    def open_stream(self, *, sample_rate):
-        return self.stream
 
 
 class NotedVoice(SyntheticTextToSpeech):
@@ -64,7 +49,7 @@ async def started(live_session, script):
         session_id=live_session.session_id, user_id=live_session.user_id)
     config = RuntimeConfig.from_settings(settings.REALTIME)
     voice = NotedVoice(config.output_sample_rate)
-    providers = Providers(stt=Scripted(script), interviewer=SyntheticInterviewer(), tts=voice, name="synthetic")
+    providers = Providers(stt=OneStream(ScriptedStream(script)), interviewer=SyntheticInterviewer(), tts=voice, name="synthetic")
     out = Harness()
     runtime = SessionRuntime(snapshot=snapshot, providers=providers, config=dataclasses.replace(config),
                              send=out.send, publish=out.publish, close=out.close)
