@@ -20,7 +20,7 @@ from interviews import services
 from interviews.models import SessionStatus, Speaker
 
 from . import protocol as p
-from . import inline, metrics, stats
+from . import metrics, stats
 from .analysis import analyse_in_background
 from .audio import pcm_duration_ms
 from .chunker import SentenceChunker
@@ -170,8 +170,6 @@ class SessionRuntime:
         self._stt_task: asyncio.Task | None = None
         self._feed_started: float | None = None  # when the feed in progress began (loop time)
         self._feed_overdue = False
-        self._hearing_queued = False  # the recognition task is hearing queued chunks
-        self._hearing_rest: asyncio.Task | None = None  # a chunk begun in line that had to wait
         self._feed_watch: asyncio.TimerHandle | None = None
         self._end_task: asyncio.Task | None = None
         self._live_sent_at = float("-inf")
@@ -199,30 +197,14 @@ class SessionRuntime:
             self._respond("resume" if resumed else "opening")
 
     def feed_audio(self, pcm: bytes) -> bool:
-        """Hand candidate audio to recognition. False if the queue is full (audio dropped).
-
-        When recognition is idle the chunk is heard in the caller's task, up to the first
-        wait (realtime/inline.py: a task wake-up per chunk saved); otherwise it is queued
-        for the recognition task, which keeps the chunks in order."""
+        """Queue candidate audio for recognition. False if the queue is full (audio dropped)."""
         if self._paused or self._ending or self._stopped:
             return True  # nobody is listening: drop silently
-        if not self._hearing_queued and self._hearing_rest is None and self._audio.empty() \
-                and self._stt_task is not None:
-            self._hearing_rest = inline.step(self._hear([pcm]))
-            if self._hearing_rest is not None:
-                self._hearing_rest.add_done_callback(self._rest_heard)
-            return True
         try:
             self._audio.put_nowait(pcm)
         except asyncio.QueueFull:
             return False
         return True
-
-    def _rest_heard(self, task: asyncio.Task) -> None:
-        if self._hearing_rest is task:
-            self._hearing_rest = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session %s: handling speech failed", self.snapshot.session_id, exc_info=task.exception())
 
     async def interrupt(self) -> None:
         if self._stopped:
@@ -296,7 +278,7 @@ class SessionRuntime:
         self._stopped = True
         if self._response is not None:
             self._cancel_response(self._response)
-        for task in (self._stt_task, self._hearing_rest, self._live_task, self._storing_turn, *self._side_tasks):
+        for task in (self._stt_task, self._live_task, self._storing_turn, *self._side_tasks):
             if task is not None:
                 task.cancel()
         if self._feed_watch is not None:
@@ -310,17 +292,10 @@ class SessionRuntime:
 
     async def _listen(self) -> None:
         while True:
-            pcm = await self._audio.get()
-            self._hearing_queued = True
-            try:
-                if self._hearing_rest is not None:  # a chunk begun in line comes first
-                    await asyncio.wait([self._hearing_rest])
-                pieces = [pcm]
-                while not self._audio.empty():  # catch up in one call when behind
-                    pieces.append(self._audio.get_nowait())
-                await self._hear(pieces)
-            finally:
-                self._hearing_queued = False
+            pieces = [await self._audio.get()]
+            while not self._audio.empty():  # catch up in one call when behind
+                pieces.append(self._audio.get_nowait())
+            await self._hear(pieces)
 
     async def _hear(self, pieces: list[bytes]) -> None:
         """Recognise a few chunks of candidate audio and act on what was recognised."""
@@ -355,7 +330,7 @@ class SessionRuntime:
         loop = asyncio.get_running_loop()
         if started is not None and not self._feed_overdue and loop.time() - started >= self._config.stt_deadline_s:
             self._feed_overdue = True
-            (self._hearing_rest or self._stt_task).cancel()  # whichever task is feeding
+            self._stt_task.cancel()
         self._feed_watch = loop.call_later(self._config.stt_deadline_s / 4, self._watch_feed)
 
     async def _on_transcript(self, event: TranscriptEvent) -> None:

@@ -1,7 +1,6 @@
 """The candidate's audio is heard in the order it was spoken, one chunk after another,
-whether the recogniser decodes in line (the chunk is heard in the consumer's task) or
-waits in `feed` (a thread, the network: the rest is handed to a task, and the chunks
-that arrive meanwhile queue behind it)."""
+whether the recogniser's `feed` returns at once or waits (a thread, the network: the
+chunks that arrive meanwhile queue behind it and are heard together, in order)."""
 
 import asyncio
 import dataclasses
