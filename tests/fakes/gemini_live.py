@@ -230,8 +230,10 @@ class FakeGeminiLive:
         return self
 
     async def _serve(self, context: ssl.SSLContext):
+        # open_timeout: a handshake beside the browser tests' speech models has taken over the
+        # default 10 s on this 2-core machine (seen twice, from either side).
         return await serve(self._connection, "127.0.0.1", 0, ssl=context, process_request=self._check_handshake,
-                           max_size=4 * 1024 * 1024, ping_interval=None)
+                           max_size=4 * 1024 * 1024, ping_interval=None, open_timeout=60)
 
     def stop(self) -> None:
         if self._loop is None:
