@@ -75,11 +75,20 @@ async def test_spoken_answer_gives_interim_then_final_transcript_and_next_questi
     client = await Client.open()
     await client.auth(live_session)
     await client.expect("server-ai-speech-end", timeout=30)
-    answer = speech("my name is john and i like python programming") + silence(1200)
-    for chunk in chunks(answer):
+    for chunk in chunks(speech("my name is john and i like python programming")):
         await client.send_audio(chunk)
         await asyncio.sleep(0.02)  # twice real time: under the audio rate limit
-    final = await client.expect("server-final-transcript", timeout=20)
+
+    async def microphone_stays_open():  # as a page's does: the silence after the answer goes on
+        while True:
+            await client.send_audio(silence(40))
+            await asyncio.sleep(0.04)
+
+    quiet = asyncio.create_task(microphone_stays_open())
+    try:
+        final = await client.expect("server-final-transcript", timeout=20)
+    finally:
+        quiet.cancel()
     interims = client.of_type("server-live-transcript")
     assert interims, "interim transcripts arrive before the final one"
     assert final["transcript"].strip()
