@@ -466,9 +466,12 @@ class SessionRuntime:
             text=text, turn_id=turn_id, source=source, answered=answered, advanced=advance_to is not None,
         ))
 
-    async def _after_stored(self, stored, *, decided: asyncio.Future | None, gate: asyncio.Future,
-                            reply: Response | None, line: ConversationLine, before: TurnUndo, ends: bool,
-                            text: str, turn_id: str, source: str, answered: int, advanced: bool) -> None:
+    async def _after_stored(self, stored: asyncio.Future | Callable[..., asyncio.Future], *,
+                            decided: asyncio.Future | None, gate: asyncio.Future, reply: Response | None,
+                            line: ConversationLine, before: TurnUndo, ends: bool, text: str, turn_id: str,
+                            source: str, answered: int, advanced: bool) -> None:
+        """Release the reply once the answer is stored. `stored` is the write's future, or
+        for a tentative turn (`decided` set) the write to submit once the final confirms it."""
         try:
             if decided is not None:  # tentative: the final's words, or None if the candidate went on
                 final = await decided

@@ -28,9 +28,12 @@ new words only, with exactly the greedy result.
 
 Decoding runs on a bounded thread pool shared by all streams of the process (one
 thread per core), on one shared model (moonshine_model.shared_model()); each stream
-has at most two decodes whose results it wants in flight (the two readings of a pause)
-and at most one more (a partial that the end of speech made stale: the settle decode
-does not wait for it), so the pool's queue is bounded by three times the live speakers.
+has at most two decodes whose results it wants in flight (the two readings of a pause),
+and the pool's queue holds only a few it dropped (a partial that the end of speech made
+stale, which the settle decode does not wait for; a confirming reading that more speech
+made stale): the second reading starts beside the first only while at most one dropped
+decode of the stream still runs, so a client that stops and starts speaking quickly
+cannot pile decodes up in the shared pool.
 Words from a decode come back as events at the next `feed()` (audio arrives every
 ~40 ms). Nothing is reported for silence or noise: no voiced frames, no decode.
 """
@@ -347,6 +350,8 @@ class MoonshineStream:
             return
         if len(self._segment) < self._last_voiced_len + _TAIL_FRAMES:
             return
+        if sum(not job.done() for job in self._superseded) > 1:
+            return  # the pool is still busy with this stream's dropped decodes: one at a time
         frames = self._last_voiced_len + _TAIL_FRAMES
         self._next_meta = (self._generation, "confirm", frames, self._last_voiced_len, _TAIL_FRAMES)
         self._next_job = _executor.submit(_transcribe, self._model, self._segment_audio(frames), self._seg_ids)
