@@ -128,14 +128,20 @@ async def test_reset_drops_the_utterance_and_flush_ends_it(stt, beckett):
 
 def test_a_redecode_from_the_last_words_gives_what_a_fresh_decode_gives(beckett):
     # Each re-decode of a growing segment starts from the previous decode's tokens (checked
-    # in one pass): the words must be those a decode from nothing gives, wrong guesses included.
+    # in one pass): the words must be those a decode from nothing gives, wrong guesses
+    # included. (Not always the same tokens: the int8 decoder rounds its inputs per call,
+    # so a comma can come and go between the one pass and token-by-token decoding.)
     model = moonshine_model.shared_model()
     audio = np.frombuffer(beckett, np.int16).astype(np.float32) / 32768
+
+    def decoded_words(audio, draft=()):
+        return words(model.detokenize(model.decode(audio, draft)))
+
     for cut in (3.0, 6.0, 8.0):
         whole = audio[: int((cut + 1.5) * RATE)]
         draft = model.decode(audio[: int(cut * RATE)])
-        assert model.decode(whole, draft) == model.decode(whole)
-    assert model.decode(audio[: 4 * RATE], [5, 6, 7, 8]) == model.decode(audio[: 4 * RATE])  # a wrong draft
+        assert len(draft) > 4 and decoded_words(whole, draft) == decoded_words(whole)
+    assert decoded_words(audio[: 4 * RATE], [5, 6, 7, 8]) == decoded_words(audio[: 4 * RATE])  # a wrong draft
 
 
 async def test_a_finished_answer_is_announced_before_its_final_and_a_thinking_pause_is_not(stt):

@@ -24,7 +24,7 @@ Per stream (one per live session), on the event loop and cheap:
 
 Each decode of a growing segment gives the model the previous decode's tokens as a draft
 (moonshine_model.MoonshineModel.decode): checked in one pass, so a re-decode costs the
-new words only, with exactly the greedy result.
+new words only, with the greedy result's words.
 
 Decoding runs on a bounded thread pool shared by all streams of the process (one
 thread per core), on one shared model (moonshine_model.shared_model()); each stream
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -52,6 +53,8 @@ from realtime.providers.base import TranscriptEvent
 from realtime.turn_taking import TurnPolicy
 
 from . import moonshine_model
+
+log = logging.getLogger(__name__)
 
 _RATE = moonshine_model.RATE
 _FRAME = 512  # samples: Silero's window (32 ms)
@@ -299,6 +302,8 @@ class MoonshineStream:
             unfinished = self._policy.silence_needed_ms("", question=self._question)
             needed = max(needed, earlier) if max(needed, earlier) >= unfinished else min(needed, earlier)
         if silence >= needed:
+            log.debug("turn ends after %.0f ms of silence (needed %d): %r, earlier reading %r",
+                      silence, needed, words[-40:], (self._earlier_words or "")[-40:])
             self._finish(events)
         else:
             self._announce_turn_ending(events, needed)
