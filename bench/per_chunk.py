@@ -1,6 +1,7 @@
 """`python -m bench.per_chunk [COUNT]`: the worker's CPU per audio chunk at a fixed count of
 streams (default 30), the interview socket (synthetic providers) against `/echo-direct`
-(the same dispatch, no per-message hop), no CPU quota, measured in turn three times each.
+(the same dispatch, no per-message hop) and `/echo-loop` (the interview socket's message
+loop too: what the interview's own work costs), no CPU quota, measured in turn three times each.
 
 Figure 1's capacity searches answer the same question through a 50 ms latency bound under
 a 0.5-core quota, which swings by more than the difference between the two paths on a
@@ -35,19 +36,24 @@ async def cpu_per_chunk_us(cluster: Cluster, opener, count: int) -> float:
 async def main(count: int) -> dict:
     with Cluster(providers="synthetic") as interview, Cluster(app=ECHO_APP) as echo:
         pool = interview.prepare(count)["sessions"]
-        url, direct = interview.url("/api/interview-socket"), echo.url("/echo-direct")
+        url = interview.url("/api/interview-socket")
         measure = {
             "interview": lambda: cpu_per_chunk_us(interview, lambda i: open_session(url, pool[i], fast=True), count),
-            "echo-direct": lambda: cpu_per_chunk_us(echo, lambda i: FastConn.open(direct), count),
+            "echo-direct": lambda: cpu_per_chunk_us(echo, lambda i: FastConn.open(echo.url("/echo-direct")), count),
+            "echo-loop": lambda: cpu_per_chunk_us(echo, lambda i: FastConn.open(echo.url("/echo-loop")), count),
         }
-        runs: dict[str, list[float]] = {"interview": [], "echo-direct": []}
-        for name in ("echo-direct", "interview", "interview", "echo-direct", "echo-direct", "interview"):
+        runs: dict[str, list[float]] = {name: [] for name in measure}
+        for name in ("echo-direct", "interview", "echo-loop", "interview", "echo-loop", "echo-direct",
+                     "echo-loop", "echo-direct", "interview"):
             runs[name].append(round(await measure[name]()))
             print(f"{name}: {runs[name][-1]} µs a chunk at {count} streams", flush=True)
             await asyncio.sleep(1)
-    ratio = statistics.median(runs["interview"]) / statistics.median(runs["echo-direct"])
-    print(f"interview / echo-direct: x{ratio:.2f} the CPU a chunk, x{1 / ratio:.2f} the capacity")
-    return {"count": count, "us_per_chunk": runs, "cpu_ratio": round(ratio, 2)}
+    ratios = {}
+    for baseline in ("echo-direct", "echo-loop"):
+        ratio = statistics.median(runs["interview"]) / statistics.median(runs[baseline])
+        ratios[baseline] = round(ratio, 2)
+        print(f"interview / {baseline}: x{ratio:.2f} the CPU a chunk, x{1 / ratio:.2f} the capacity")
+    return {"count": count, "us_per_chunk": runs, "cpu_ratio": ratios}
 
 
 if __name__ == "__main__":

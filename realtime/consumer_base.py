@@ -14,10 +14,9 @@ import logging
 
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 
 from . import stats
-from .dispatch import DirectDispatchMixin
+from .dispatch import DirectDispatchMixin, MessageLoopMixin
 from .layer import LAYER_ERRORS, memberships
 from .outbound import OutboundGauge
 from .protocol import CloseCode
@@ -28,7 +27,7 @@ CLEANUP_SECONDS = 8.0
 CHANNEL_RETRY_MAX_SECONDS = 2.0
 
 
-class RealtimeConsumer(DirectDispatchMixin):
+class RealtimeConsumer(MessageLoopMixin, DirectDispatchMixin):
     """Mixin for AsyncWebsocketConsumer subclasses (put it first in the bases)."""
 
     cleaned_up = False
@@ -43,12 +42,10 @@ class RealtimeConsumer(DirectDispatchMixin):
         queue = getattr(receive, "__self__", None)
         self._inbound_queue = queue if isinstance(queue, asyncio.Queue) else None
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            sources.append(self._channel_receive)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            await self._dispatch_loop(receive)
         except StopConsumer:
             pass
         except asyncio.CancelledError:

@@ -39,7 +39,7 @@ def get_providers(name: str | None = None) -> Providers:
 
 
 def warm_up_providers() -> Providers:
-    """The worker's providers with their models loaded now (Moonshine ~5 s and ~0.85 GB,
+    """The worker's providers with their models loaded now (Moonshine ~5 s and ~0.3 GB,
     Piper ~1 s and ~0.34 GB, once per worker), not at the first candidate. `manage.py`
     commands only build them (cheap: models load on first use)."""
     providers = get_providers()

@@ -19,7 +19,7 @@ ANSWER = "I built the payment service in Python, and I led a team of four engine
 
 @pytest.fixture(scope="module")
 def stt(tmp_path_factory):
-    # One model for the whole module (~0.85 GB): the streams below all share it.
+    # One model for the whole module (~0.3 GB): the streams below all share it.
     return MoonshineSpeechToText()
 
 

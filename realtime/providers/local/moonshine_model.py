@@ -193,7 +193,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_model() -> MoonshineModel:
-    """The process's one model (~0.85 GB), loaded on first use."""
+    """The process's one model (~0.3 GB), loaded on first use."""
     global _shared
     with _shared_lock:
         if _shared is None:
