@@ -27,7 +27,7 @@ _BOS, _EOS = 1, 2
 _TOKENS_PER_SECOND = 6.5  # Moonshine's own cap: more tokens than this per second is a loop
 _MAX_SECONDS = 30.0  # longer audio is refused: streams cut segments well before this
 _FILES = ("encoder_model", "decoder_model_merged")  # from the wheel, optimised once
-_ENCODER, _DECODER = "encoder_model.onnx", "decoder_model_int8.onnx"  # what is loaded
+_ENCODER, _DECODER = "encoder_model.onnx", "decoder_model_uint8.onnx"  # what is loaded
 
 
 def package_dir() -> Path:
