@@ -147,3 +147,15 @@ class SessionResult(models.Model):
 
     def __str__(self) -> str:
         return f"Result of {self.session_id}"
+
+
+class SpentRefreshToken(models.Model):
+    """A demo refresh token already exchanged for a new one (realtime/token_refresh.py),
+    kept until it would have expired: the database is what every worker of a cluster
+    shares, so a reuse is refused whichever worker it reaches."""
+
+    token_id = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"Spent refresh token {self.token_id}"

@@ -14,10 +14,9 @@ one code path:
 
 A demo refresh token (realtime/auth.py) names its user and expires after 14 days. Each
 use spends it and returns the next one (rotation, as GoTrue does); a spent token is
-refused. Spent tokens are remembered by the worker that took them, in memory, until
-they would have expired: a demo cluster of several workers refuses a reuse only on the
-worker that saw the first use (Supabase, the production setting, revokes them for the
-whole project).
+refused. Spent tokens are remembered in the database (`interviews.SpentRefreshToken`,
+one row each, pruned once they would have expired), so every worker of a cluster refuses
+a reuse; two workers offered the same token at once cannot both take it (the row's key).
 
 The endpoint needs no other credential, so it is bounded like one anyone can call: a
 body of at most 2 KiB, JSON only, and request rates per client address and per user.
@@ -27,6 +26,7 @@ With SUPABASE_URL set it does not exist (404).
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import logging
 import math
@@ -35,7 +35,9 @@ import time
 
 import jwt
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .auth import (
@@ -46,6 +48,8 @@ from .auth import (
     demo_refresh_token_read,
     demo_token_issue,
 )
+from interviews.models import SpentRefreshToken
+
 from .limits import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,6 @@ ADDRESS_RATE_PER_SECOND, ADDRESS_BURST = 0.5, 20
 # Per user (counted once the token's signature is good): a few renewals a minute at most.
 USER_RATE_PER_SECOND, USER_BURST = 0.1, 5
 MAX_TRACKED_KEYS = 10_000  # rate-limit buckets kept, oldest dropped first
-MAX_SPENT_TOKENS = 100_000  # spent refresh tokens remembered (a few MB at most)
 
 
 def _error(status: int, error: str, description: str, **headers) -> JsonResponse:
@@ -89,43 +92,28 @@ class _Buckets:
         return max(1, math.ceil(1 / self.rate))
 
 
-class _SpentTokens:
-    """Refresh-token ids already exchanged, kept until the token would have expired."""
-
-    def __init__(self):
-        self._expiry: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def spend(self, token_id: str, expires_at: int) -> bool:
-        """True the first time a token id is spent; False when it was spent before."""
-        with self._lock:
-            if token_id in self._expiry:
-                return False
-            if len(self._expiry) >= MAX_SPENT_TOKENS:
-                now = time.time()
-                for key in [k for k, exp in self._expiry.items() if exp <= now]:
-                    del self._expiry[key]
-                while len(self._expiry) >= MAX_SPENT_TOKENS:  # still full: forget the soonest to expire
-                    del self._expiry[min(self._expiry, key=self._expiry.__getitem__)]
-            self._expiry[token_id] = expires_at
-            return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._expiry.clear()
+def _spend(token_id: str, expires_at: int) -> bool:
+    """True the first time a token id is spent, by any worker; False when it was spent before."""
+    now = timezone.now()
+    SpentRefreshToken.objects.filter(expires_at__lte=now).delete()  # they are refused as expired anyway
+    try:
+        with transaction.atomic():
+            SpentRefreshToken.objects.create(
+                token_id=token_id, expires_at=datetime.datetime.fromtimestamp(expires_at, tz=datetime.timezone.utc))
+    except IntegrityError:
+        return False
+    return True
 
 
 _by_address = _Buckets(rate=ADDRESS_RATE_PER_SECOND, burst=ADDRESS_BURST)
 _by_user = _Buckets(rate=USER_RATE_PER_SECOND, burst=USER_BURST)
-_spent = _SpentTokens()
 
 
 def reset_state() -> None:
-    """Forget rate limits and spent tokens (tests)."""
+    """Forget the rate limits (tests)."""
     global _by_address, _by_user
     _by_address = _Buckets(rate=ADDRESS_RATE_PER_SECOND, burst=ADDRESS_BURST)
     _by_user = _Buckets(rate=USER_RATE_PER_SECOND, burst=USER_BURST)
-    _spent.clear()
 
 
 def _rate_limited(buckets: _Buckets) -> JsonResponse:
@@ -170,7 +158,7 @@ def token(request):
         return _error(400, "invalid_grant", error.message)
     if not _by_user.allow(grant.user_id):
         return _rate_limited(_by_user)
-    if not _spent.spend(grant.token_id, grant.expires_at):
+    if not _spend(grant.token_id, grant.expires_at):
         log.warning("a spent demo refresh token was offered again (user %s)", grant.user_id)
         return _error(400, "invalid_grant", "Invalid Refresh Token: Already Used")
     ttl = DEMO_ACCESS_TOKEN_TTL_SECONDS

@@ -13,6 +13,8 @@ always connects through nginx, never to a worker.
 import asyncio
 import json
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -306,6 +308,25 @@ def library_tasks(stats: dict) -> int:
 
 def project_tasks(stats: dict) -> int:
     return stats["tasks"] - library_tasks(stats)
+
+
+def test_a_refresh_token_spent_on_one_worker_is_refused_by_the_other(cluster):
+    user = str(uuid.uuid4())
+    first, second = json.loads(cluster.workers[0].shell(
+        "import json; from realtime.auth import demo_refresh_token_issue as issue; "
+        f"print(json.dumps([issue(user_id='{user}') for _ in range(2)]))"))
+    urls = [f"http://127.0.0.1:{worker.port}/auth/v1/token?grant_type=refresh_token" for worker in cluster.workers]
+
+    def renew(url: str, token: str) -> httpx.Response:
+        return httpx.post(url, json={"refresh_token": token}, timeout=15)
+
+    assert renew(urls[0], first).status_code == 200
+    reused = renew(urls[1], first)
+    assert reused.status_code == 400 and "Already Used" in reused.json()["error_description"], reused.text
+    # Offered to both workers at once, a token is exchanged once.
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(r.status_code for r in pool.map(renew, urls, [second, second]))
+    assert statuses == [200, 400]
 
 
 async def test_a_recruiter_ends_a_session_whose_worker_died_before_its_lease_ran_out(cluster):

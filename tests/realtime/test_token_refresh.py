@@ -14,6 +14,8 @@ from django.test import Client, override_settings
 from realtime import control, token_refresh
 from realtime.auth import demo_refresh_token_issue, demo_token_issue, get_token_verifier, reset_token_verifier
 
+pytestmark = pytest.mark.django_db  # spent refresh tokens are rows (every worker sees them)
+
 URL = "/auth/v1/token?grant_type=refresh_token"
 
 
