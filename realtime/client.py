@@ -21,6 +21,14 @@ Interactive (--interactive, or no answers): type answers, or /pause, /resume,
 your live transcript and the session's state print as they arrive. No sound device is
 needed: the interviewer's audio is counted, not played.
 
+A worker that restarts closes the socket with 4012: the client reconnects at once (through
+the same URL, so a load balancer sends it to another worker), authenticates again and goes
+on; an answer it had sent but not seen stored is sent again unless the resumed session has
+it. With a refresh token (`--join`'s `refreshToken`, or $INTERVIEW_REFRESH_TOKEN) the
+client renews its access token a minute before it expires, as the page does: at Supabase's
+auth server when $SUPABASE_URL is set (with $SUPABASE_ANON_KEY), else at the server's own
+`/auth/v1/token`, and hands the new token over on the open socket.
+
 The client needs only `websockets` (and numpy, plus soxr when a WAV's sample rate
 differs from the server's, for speech answers).
 """
@@ -44,6 +52,9 @@ from urllib.parse import urlsplit, urlunsplit
 PATHS = {"voice": "/api/interview-socket", "text": "/ws"}
 CHUNK_MS = 40
 TRAILING_SILENCE_MS = 3000  # the most silence streamed after a spoken answer, waiting to be heard
+RECONNECT_NOW_CLOSE_CODE = 4012  # the worker is restarting (docs/protocol.md)
+RECONNECT_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)  # at once, then backing off; then the run fails
+RENEW_AHEAD_S = 60.0  # renew the access token this long before it expires
 
 
 class ClientError(Exception):
@@ -88,6 +99,9 @@ class VoiceWire:
     def audio(self, pcm: bytes) -> str:
         return _frame("client-audio-chunk", data=base64.b64encode(pcm).decode("ascii"))
 
+    def refresh(self, token: str) -> str:
+        return _frame("client-token-refresh", token=token)
+
     def events(self, kind: str, payload: dict) -> list[Event]:
         if kind == "server-auth-success":
             self.input_rate = payload["audio"]["input"]["sampleRate"]
@@ -121,6 +135,8 @@ class VoiceWire:
             return [Event("error", {"code": payload.get("code"), "message": payload.get("error", "")})]
         if kind == "server-pong":
             return [Event("pong", payload)]
+        if kind == "server-token-refreshed":
+            return [Event("renewed", payload)]
         return []
 
 
@@ -149,10 +165,13 @@ class TextWire:
     def audio(self, pcm: bytes) -> str:
         raise ClientError("the text dialect does not take audio: use --dialect voice for WAV answers")
 
+    def refresh(self, token: str) -> str:
+        return _frame("REFRESH_TOKEN", token=token)
+
     _KINDS = {"INTERVIEW_STARTED": "started", "AI_TYPING": "typing", "AI_MESSAGE": "line",
               "MESSAGE_RECEIVED": "heard", "INTERVIEW_STATE": "state", "INTERVIEW_PAUSED": "state",
               "INTERVIEW_RESUMED": "state", "INTERVIEW_ENDED": "ended", "INTERVIEW_RESULTS": "results",
-              "ERROR": "error", "PONG": "pong"}
+              "ERROR": "error", "PONG": "pong", "TOKEN_REFRESHED": "renewed"}
 
     def events(self, kind: str, payload: dict) -> list[Event]:
         mapped = self._KINDS.get(kind)
@@ -163,46 +182,171 @@ def _frame(kind: str, **payload: Any) -> str:
     return json.dumps({"type": kind, "payload": payload} if payload else {"type": kind})
 
 
+# --- credentials ------------------------------------------------------------------------------
+
+@dataclass
+class Credentials:
+    """The session to join and the access token to join it with, renewed when a refresh
+    token is known (GoTrue's `POST /auth/v1/token?grant_type=refresh_token`)."""
+
+    session_id: str
+    token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None  # Unix time
+    renew_url: str | None = None
+    api_key: str | None = None  # Supabase's `apikey` header
+
+    def renew_in(self) -> float | None:
+        """Seconds until the token should be renewed; None when it cannot be."""
+        if not self.refresh_token or not self.renew_url or self.expires_at is None:
+            return None
+        left = self.expires_at - time.time()
+        return max(0.0, left - min(RENEW_AHEAD_S, left / 2))
+
+    async def renew(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"refresh_token": self.refresh_token}).encode()
+        headers = {"Content-Type": "application/json", **({"apikey": self.api_key} if self.api_key else {})}
+        request = urllib.request.Request(self.renew_url, data=body, headers=headers, method="POST")
+
+        def post() -> dict:
+            try:
+                with urllib.request.urlopen(request, timeout=15) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as refused:
+                try:
+                    why = json.loads(refused.read()).get("error_description", "")
+                except ValueError:
+                    why = ""
+                raise ClientError(f"renewing the access token was refused (HTTP {refused.code}) {why}".strip()) from None
+            except (OSError, ValueError) as error:
+                raise ClientError(f"renewing the access token failed: {error}") from None
+
+        tokens = await asyncio.to_thread(post)
+        self.token, self.refresh_token = tokens["access_token"], tokens["refresh_token"]
+        self.expires_at = float(tokens["expires_at"])
+
+
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT, read without checking it (the server checks it)."""
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
 # --- one connection ------------------------------------------------------------------------
 
 class Connection:
-    """The socket, read in the background into a queue of dialect-neutral events."""
+    """The socket, read in the background into a queue of dialect-neutral events; opened
+    again at once when the worker restarts (4012), and handed renewed access tokens."""
 
-    def __init__(self, ws, wire, *, on_event=None):
-        self.ws = ws
+    def __init__(self, url: str, origin: str | None, wire, credentials: Credentials, *, on_event=None):
+        self.url, self.origin = url, origin
         self.wire = wire
+        self.credentials = credentials
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.on_event = on_event
+        self.ws = None
         self.close_code: int | None = None
+        self.reconnects = 0
         self.audio_ms: dict[str, float] = {}  # interviewer audio received, per response
         self.first_audio_at: dict[str, float] = {}
+        self._open = asyncio.Event()  # cleared while reconnecting
+        self.reader: asyncio.Task | None = None
+        self.renewer: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self.ws = await _connect(self.url, self.origin)
+        self._open.set()
         self.reader = asyncio.create_task(self._read())
+        self.renewer = asyncio.create_task(self._renew())
+
+    async def authenticate(self) -> None:
+        await self.send(self.wire.auth(self.credentials.token, self.credentials.session_id))
+
+    async def close(self) -> None:
+        for task in (self.reader, self.renewer):
+            if task is not None:
+                task.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+    def _emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+        self.queue.put_nowait(event)
 
     async def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:
-            async for raw in self.ws:
-                if isinstance(raw, bytes):
-                    continue
-                message = json.loads(raw)
-                for event in self.wire.events(message.get("type"), message.get("payload") or {}):
-                    if event.kind == "audio":
-                        response = event.data["responseId"]
-                        self.first_audio_at.setdefault(response, event.at)
-                        self.audio_ms[response] = self.audio_ms.get(response, 0.0) + event.data["ms"]
-                    if self.on_event is not None:
-                        self.on_event(event)
-                    self.queue.put_nowait(event)
-        except ConnectionClosed:
-            pass
+            while True:
+                try:
+                    async for raw in self.ws:
+                        if isinstance(raw, bytes):
+                            continue
+                        message = json.loads(raw)
+                        for event in self.wire.events(message.get("type"), message.get("payload") or {}):
+                            if event.kind == "audio":
+                                response = event.data["responseId"]
+                                self.first_audio_at.setdefault(response, event.at)
+                                self.audio_ms[response] = self.audio_ms.get(response, 0.0) + event.data["ms"]
+                            self._emit(event)
+                except ConnectionClosed:
+                    pass
+                self.close_code = self.ws.close_code
+                if self.close_code != RECONNECT_NOW_CLOSE_CODE or not await self._reconnect():
+                    return
         finally:
-            self.close_code = self.ws.close_code
+            self._open.set()  # a sender waiting for the socket finds it closed
             self.queue.put_nowait(None)
 
+    async def _reconnect(self) -> bool:
+        """The worker is restarting: connect again (another worker resumes the session)."""
+        self._open.clear()
+        for delay in RECONNECT_DELAYS_S:
+            await asyncio.sleep(delay)
+            try:
+                self.ws = await _connect(self.url, self.origin)
+            except ClientError:
+                continue
+            self.reconnects += 1
+            self._open.set()
+            self._emit(Event("reconnected", {"code": self.close_code}))
+            await self.authenticate()
+            return True
+        return False
+
+    async def _renew(self) -> None:
+        while (wait := self.credentials.renew_in()) is not None:
+            await asyncio.sleep(wait)
+            try:
+                await self.credentials.renew()
+            except ClientError as error:
+                self._emit(Event("error", {"code": "token_renewal_failed", "message": str(error)}))
+                return
+            try:
+                await self.send(self.wire.refresh(self.credentials.token))
+            except ClientError:
+                return  # closed: a reconnect authenticates with the new token
+
     async def send(self, frame: str | None) -> None:
-        if frame is not None:
+        from websockets.exceptions import ConnectionClosed
+
+        if frame is None:
+            return
+        await self._open.wait()
+        try:
             await self.ws.send(frame)
+        except ConnectionClosed:
+            if self.ws.close_code == RECONNECT_NOW_CLOSE_CODE and self.reader is not None and not self.reader.done():
+                await asyncio.sleep(0)  # the reader reconnects; this frame is lost with the old socket
+                return
+            raise ClientError(f"the server closed the connection (code {self.ws.close_code})") from None
 
     async def next(self, timeout: float) -> Event | None:
         try:
@@ -212,18 +356,23 @@ class Connection:
             raise ClientError(f"nothing from the server in {timeout:.0f} s") from None
 
 
-async def open_connection(url: str, origin: str | None, wire, *, on_event=None) -> Connection:
+async def _connect(url: str, origin: str | None):
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
     try:
-        ws = await connect(url, origin=origin, max_size=2**22, open_timeout=15)
+        return await connect(url, origin=origin, max_size=2**22, open_timeout=15)
     except InvalidStatus as refused:
         raise ClientError(f"the server refused the connection (HTTP {refused.response.status_code}); "
                           "check the URL and --origin") from None
     except (OSError, TimeoutError) as error:
         raise ClientError(f"cannot connect to {url}: {error}") from None
-    return Connection(ws, wire, on_event=on_event)
+
+
+async def open_connection(url: str, origin: str | None, wire, credentials: Credentials, *, on_event=None) -> Connection:
+    conn = Connection(url, origin, wire, credentials, on_event=on_event)
+    await conn.open()
+    return conn
 
 
 # --- automated mode ----------------------------------------------------------------------------
@@ -251,6 +400,7 @@ class Run:
         self.ended: dict | None = None
         self.results: list[dict] = []
         self.pending: list[Event] = []  # read while waiting for something else
+        self.awaiting: str | None = None  # a typed answer sent and not yet seen stored
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -264,6 +414,8 @@ class Run:
                 raise ClientError(f"the server closed the connection (code {self.conn.close_code}) "
                                   f"while waiting for {'/'.join(kinds)}")
             self.note(event)
+            if event.kind == "started" and self.started and self.awaiting is not None:
+                event = await self._resumed_with_answer(event)
             if event.kind in kinds:
                 return event
             if event.kind == "ended" and "ended" not in kinds:
@@ -271,8 +423,25 @@ class Run:
             if time.monotonic() > deadline:
                 raise ClientError(f"no {'/'.join(kinds)} in {timeout or self.timeout:.0f} s")
 
+    async def _resumed_with_answer(self, started: Event) -> Event:
+        """Back on the session (another worker) with a typed answer whose storing was not seen:
+        its acknowledgement if the session has it, else the answer goes again."""
+        answer = self.awaiting
+        if any(line["speaker"] == "candidate" and line["text"] == answer
+               for line in started.data.get("conversation", [])[-2:]):
+            return Event("heard", {"text": answer, "source": "text"}, at=started.at)
+        self.say("(sending the last answer again: the restarted worker did not store it)")
+        await self.conn.send(self.conn.wire.answer(answer))
+        return started
+
     def note(self, event: Event) -> None:
-        if event.kind == "error":
+        if event.kind == "reconnected":
+            self.say(f"(the worker restarted ({event.data['code']}): reconnected)")
+        elif event.kind == "started" and self.started:
+            self.say(f"(resumed at question {event.data['questionIndex'] + 1})")
+        elif event.kind == "renewed":
+            self.say("(access token renewed)")
+        elif event.kind == "error":
             self.problems.append(f"server error {event.data.get('code')}: {event.data.get('message')}")
             self.say(f"! error {event.data.get('code')}: {event.data.get('message')}")
         elif event.kind == "state":
@@ -285,8 +454,8 @@ class Run:
                 and self.turns[-1].heard_at is not None:  # the interviewer's first words or sound
             self.turns[-1].reply_at = event.at
 
-    async def start(self, token: str, session_id: str) -> None:
-        await self.conn.send(self.conn.wire.auth(token, session_id))
+    async def start(self) -> None:
+        await self.conn.authenticate()
         event = await self.wait_for("started")
         self.started = event.data
         self.state = {k: event.data[k] for k in ("status", "questionIndex", "questionCount") if k in event.data}
@@ -313,8 +482,10 @@ class Run:
         return event.data
 
     async def answer_text(self, text: str) -> None:
+        self.awaiting = text
         await self.conn.send(self.conn.wire.answer(text))
         await self._acknowledged(Turn(answer=text, sent_at=time.monotonic()))
+        self.awaiting = None
 
     async def answer_wav(self, path: Path) -> None:
         wire = self.conn.wire
@@ -399,11 +570,11 @@ class Run:
 
 async def run_automated(args, steps: list[str], out) -> int:
     wire = VoiceWire() if args.dialect == "voice" else TextWire()
-    conn = await open_connection(args.ws_url, args.origin, wire)
+    conn = await open_connection(args.ws_url, args.origin, wire, args.credentials)
     run = Run(conn, out, timeout=args.timeout, wait_analysis=args.wait_analysis)
     ok = False
     try:
-        await run.start(args.token, args.session)
+        await run.start()
         interviewer_next = run.started.get("status") != "paused"
         for step in steps:
             if interviewer_next:
@@ -435,8 +606,7 @@ async def run_automated(args, steps: list[str], out) -> int:
         run.problems.append(str(error))
         run.say(f"! {error}")
     finally:
-        await conn.ws.close()
-        conn.reader.cancel()
+        await conn.close()
     summary = [f"{i}: {t['firstReplyMs']} ms" for i, t in enumerate(run.latencies(), 1) if t["firstReplyMs"] is not None]
     if summary:
         values = [t["firstReplyMs"] for t in run.latencies() if t["firstReplyMs"] is not None]
@@ -447,7 +617,7 @@ async def run_automated(args, steps: list[str], out) -> int:
         print(json.dumps({"ok": ok, "dialect": wire.name, "sessionId": args.session, "transcript": run.transcript,
                           "turns": run.latencies(), "endReason": (run.ended or {}).get("reason"),
                           "results": run.results[-1] if run.results else None, "problems": run.problems,
-                          "closeCode": conn.close_code}), file=out, flush=True)
+                          "closeCode": conn.close_code, "reconnects": conn.reconnects}), file=out, flush=True)
     return 0 if ok else 1
 
 
@@ -482,6 +652,10 @@ def _printer(out, wire):
             line = f"results: {data['summary']} (analysis: {data['analysisStatus']})"
         elif kind == "error":
             line = f"! error {data.get('code')}: {data.get('message')}"
+        elif kind == "reconnected":
+            line = f"(the worker restarted ({data['code']}): reconnecting)"
+        elif kind == "renewed":
+            line = "(access token renewed)"
         elif kind == "started":
             line = (f"(connected: {data['questionCount']} questions, "
                     f"{'resumed' if data['resumed'] else 'new session'}, status {data['status']})")
@@ -496,9 +670,9 @@ def _printer(out, wire):
 
 async def run_interactive(args, out) -> int:
     wire = VoiceWire() if args.dialect == "voice" else TextWire()
-    conn = await open_connection(args.ws_url, args.origin, wire, on_event=_printer(out, wire))
+    conn = await open_connection(args.ws_url, args.origin, wire, args.credentials, on_event=_printer(out, wire))
     print(HELP, file=out, flush=True)
-    await conn.send(wire.auth(args.token, args.session))
+    await conn.authenticate()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     stdin = sys.stdin.fileno()
@@ -546,8 +720,7 @@ async def run_interactive(args, out) -> int:
             loop.remove_reader(stdin)
         except (PermissionError, OSError, ValueError):
             pass
-        await conn.ws.close()
-        conn.reader.cancel()
+        await conn.close()
     if not ended and conn.close_code not in (None, 1000):
         print(f"(connection closed with {conn.close_code})", file=out, flush=True)
         status = 1
@@ -672,6 +845,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("need --url, --session and a token ($INTERVIEW_TOKEN or --token), or --join")
     args.ws_url = socket_url(url, args.dialect)
     args.origin = args.origin or default_origin(args.ws_url)
+    refresh_token = os.environ.get("INTERVIEW_REFRESH_TOKEN") or joined.get("refreshToken")
+    supabase = os.environ.get("SUPABASE_URL", "").rstrip("/")
+    args.credentials = Credentials(
+        session_id=args.session, token=args.token, refresh_token=refresh_token,
+        expires_at=token_expiry(args.token) or joined.get("expiresAt"),
+        renew_url=f"{supabase or default_origin(args.ws_url)}/auth/v1/token?grant_type=refresh_token",
+        api_key=os.environ.get("SUPABASE_ANON_KEY") if supabase else None)
     steps = list(args.answer)
     if args.script:
         steps += [line.strip() for line in Path(args.script).read_text().splitlines()

@@ -22,11 +22,11 @@ CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 
 # The fake microphone, in time order from the moment the page opens it: silence while the
-# opening question plays (~10 s), the spoken answer, then silence long enough to end the
-# utterance. "%noloop" stops Chromium replaying the file (it loops by default), so the
+# opening question plays (~10 s; up to 12 s on a busy machine, when the answer then overlapped
+# it and barged in), the spoken answer, then silence long enough to end the utterance. "%noloop" stops Chromium replaying the file (it loops by default), so the
 # answer is given once; after the end of the file the microphone delivers silence.
 MIC_RATE = 48000
-MIC_LEAD_SILENCE_MS = 12000
+MIC_LEAD_SILENCE_MS = 15000
 MIC_ANSWER = "my name is john and i like python programming"
 MIC_TRAILING_SILENCE_MS = 4000
 

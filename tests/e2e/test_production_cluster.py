@@ -12,6 +12,9 @@ always connects through nginx, never to a worker.
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.cluster import production_cluster
 from tests.e2e.helpers import auth_message, message, receive_until, settled_stats, stored_turns
 from tests.faults import wait_until
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -308,6 +312,26 @@ def library_tasks(stats: dict) -> int:
 
 def project_tasks(stats: dict) -> int:
     return stats["tasks"] - library_tasks(stats)
+
+
+def test_the_terminal_client_goes_on_when_its_worker_restarts(cluster):
+    info = cluster.sessions(1, questions=8)[0]
+    answers = [f"Answer number {n} about the systems I built." for n in range(1, 7)]
+    command = [sys.executable, "-m", "realtime.client", "--url", cluster.base_url, "--session", info["sessionId"],
+               "--json", "--timeout", "60", *[arg for answer in answers for arg in ("--answer", answer)]]
+    client = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "INTERVIEW_TOKEN": info["token"]},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(candidate_texts(cluster, info["sessionId"])) >= 2, timeout=60, what="two answers")
+        cluster.terminate(cluster.holder(info["sessionId"]))  # 4012: reconnect at once
+        out, err = client.communicate(timeout=180)
+    finally:
+        client.kill()
+    assert client.returncode == 0, out + err
+    run = json.loads(out.strip().splitlines()[-1])
+    assert run["ok"] and run["reconnects"] == 1 and run["closeCode"] == 1000, run
+    assert "reconnected" in out and "resumed at question" in out
+    assert candidate_texts(cluster, info["sessionId"]) == answers  # each stored once, in order
 
 
 def test_a_refresh_token_spent_on_one_worker_is_refused_by_the_other(cluster):

@@ -67,6 +67,22 @@ def test_automated_text_interview(server):
     assert "turn latency (end of answer -> first reply)" in result.stdout
 
 
+def test_the_client_renews_its_access_token_before_it_expires(server):
+    # A token that lives 4 s, an interview that lasts longer: without renewing, the server
+    # closes the socket at expiry (token_expired) and the run fails.
+    info = server.demo_session(ttl=4)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "realtime.client", "--join", json.dumps(info), "--json",
+                             "--answer", "I am a backend engineer.", "--answer", "A payments platform.",
+                             "--answer", "Queues and caches."],
+                            cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started > 4 + 2  # the first token expired while the interview went on
+    run = summary(result)
+    assert run["ok"] and run["endReason"] == "All questions answered." and run["closeCode"] == 1000
+    assert "(access token renewed)" in result.stdout
+
+
 def test_automated_voice_interview_with_a_spoken_answer(server, spoken_answer, tmp_path):
     info = server.demo_session()
     script = tmp_path / "answers.txt"
