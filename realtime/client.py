@@ -211,22 +211,21 @@ class Credentials:
         headers = {"Content-Type": "application/json", **({"apikey": self.api_key} if self.api_key else {})}
         request = urllib.request.Request(self.renew_url, data=body, headers=headers, method="POST")
 
-        def post() -> dict:
+        def post() -> tuple[str, str, float]:
             try:
                 with urllib.request.urlopen(request, timeout=15) as response:
-                    return json.loads(response.read())
+                    tokens = json.loads(response.read())
+                return tokens["access_token"], tokens["refresh_token"], float(tokens["expires_at"])
             except urllib.error.HTTPError as refused:
                 try:
                     why = json.loads(refused.read()).get("error_description", "")
                 except ValueError:
                     why = ""
                 raise ClientError(f"renewing the access token was refused (HTTP {refused.code}) {why}".strip()) from None
-            except (OSError, ValueError) as error:
-                raise ClientError(f"renewing the access token failed: {error}") from None
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ClientError(f"renewing the access token failed: {error!r}") from None
 
-        tokens = await asyncio.to_thread(post)
-        self.token, self.refresh_token = tokens["access_token"], tokens["refresh_token"]
-        self.expires_at = float(tokens["expires_at"])
+        self.token, self.refresh_token, self.expires_at = await asyncio.to_thread(post)
 
 
 def token_expiry(token: str) -> float | None:
@@ -344,8 +343,7 @@ class Connection:
             await self.ws.send(frame)
         except ConnectionClosed:
             if self.ws.close_code == RECONNECT_NOW_CLOSE_CODE and self.reader is not None and not self.reader.done():
-                await asyncio.sleep(0)  # the reader reconnects; this frame is lost with the old socket
-                return
+                return  # the reader reconnects; this frame is lost with the old socket (see Run.awaiting)
             raise ClientError(f"the server closed the connection (code {self.ws.close_code})") from None
 
     async def next(self, timeout: float) -> Event | None:

@@ -35,10 +35,12 @@ import time
 
 import jwt
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+
+from interviews.models import SpentRefreshToken
 
 from .auth import (
     DEMO_ACCESS_TOKEN_TTL_SECONDS,
@@ -48,8 +50,6 @@ from .auth import (
     demo_refresh_token_read,
     demo_token_issue,
 )
-from interviews.models import SpentRefreshToken
-
 from .limits import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,14 @@ class _Buckets:
 
 def _spend(token_id: str, expires_at: int) -> bool:
     """True the first time a token id is spent, by any worker; False when it was spent before."""
-    now = timezone.now()
-    SpentRefreshToken.objects.filter(expires_at__lte=now).delete()  # they are refused as expired anyway
-    try:
-        with transaction.atomic():
-            SpentRefreshToken.objects.create(
-                token_id=token_id, expires_at=datetime.datetime.fromtimestamp(expires_at, tz=datetime.timezone.utc))
-    except IntegrityError:
-        return False
+    with transaction.atomic():  # a failure leaves nothing half done (DatabaseError goes to the caller)
+        SpentRefreshToken.objects.filter(expires_at__lte=timezone.now()).delete()  # refused as expired anyway
+        try:
+            with transaction.atomic():
+                SpentRefreshToken.objects.create(
+                    token_id=token_id, expires_at=datetime.datetime.fromtimestamp(expires_at, tz=datetime.timezone.utc))
+        except IntegrityError:
+            return False
     return True
 
 
@@ -158,7 +158,13 @@ def token(request):
         return _error(400, "invalid_grant", error.message)
     if not _by_user.allow(grant.user_id):
         return _rate_limited(_by_user)
-    if not _spend(grant.token_id, grant.expires_at):
+    try:
+        spent_now = _spend(grant.token_id, grant.expires_at)
+    except DatabaseError:
+        log.warning("token renewal for user %s: the database is unavailable", grant.user_id)
+        return _error(503, "temporarily_unavailable", "Tokens cannot be renewed right now; try again shortly.",
+                      Retry_After="2")
+    if not spent_now:
         log.warning("a spent demo refresh token was offered again (user %s)", grant.user_id)
         return _error(400, "invalid_grant", "Invalid Refresh Token: Already Used")
     ttl = DEMO_ACCESS_TOKEN_TTL_SECONDS

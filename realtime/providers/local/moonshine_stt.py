@@ -313,9 +313,11 @@ class MoonshineStream:
         reply can be prepared while the confirming reading and the rest of the silence
         come in."""
         words = self._words()
+        if not words or words == self._announced:
+            return  # called at each chunk while the confirming reading runs: said once
         if needed_ms is None:
             needed_ms = self._policy.silence_needed_ms(words, question=self._question)
-        if words and words != self._announced and needed_ms <= getattr(self._policy, "finished_ms", 0):
+        if needed_ms <= getattr(self._policy, "finished_ms", 0):
             self._announced = words
             events.append(TranscriptEvent(text=words, is_final=False, turn_ending=True))
 
