@@ -31,18 +31,29 @@ def beckett():
         return w.readframes(w.getnframes())
 
 
-async def feed_all(stream, pcm, pace_s=0.004):
-    """Feed 40 ms chunks (10x real time), then wait for the decodes still in flight."""
+async def feed_all(stream, pcm, pace_s=0.004, lockstep=False):
+    """Feed 40 ms chunks (10x real time), then wait for the decodes still in flight.
+    `lockstep`: after each chunk wait until the stream's decodes are done, so what it
+    reports depends on the audio alone, not on how busy the machine is."""
     events = []
     for piece in split_into_chunks(pcm, CHUNK):
         events += await stream.feed(piece)
         await asyncio.sleep(pace_s)
+        if lockstep:
+            await decodes_done(stream)
     for _ in range(200):  # trailing silence at real time, until nothing is pending
         events += await stream.feed(silence(40, RATE))
         if events and events[-1].is_final:
             break
         await asyncio.sleep(0.04)
+        if lockstep:
+            await decodes_done(stream)
     return events
+
+
+async def decodes_done(stream):
+    while any(job is not None and not job.done() for job in (stream._job, stream._next_job)):
+        await asyncio.sleep(0.005)
 
 
 def words(text):
@@ -148,8 +159,11 @@ async def test_a_finished_answer_is_announced_before_its_final_and_a_thinking_pa
     """At the pause after a finished sentence the stream says the turn will likely end
     (`turn_ending`: the runtime starts its reply) and then ends it with the same words;
     after "and" it says nothing of the kind, and the candidate goes on. (Piper says each
-    answer a little differently every time, and now and then Moonshine ends one with a
-    comma, which is no reason to announce: two of three must be announced.)"""
+    answer a little differently every time, and now and then Moonshine hears one ending
+    in a comma in both readings, a middle wait and no reason to announce: every answer
+    whose final reads as finished is announced. Fed in lockstep: on a busy machine the
+    confirming reading can come in after the shortest wait, and the turn then ends at
+    once without an announcement, as it should.)"""
     announced = 0
     for question, answer in [
         ("What result are you most proud of?", "We reduced the page load time to under one second."),
@@ -158,7 +172,7 @@ async def test_a_finished_answer_is_announced_before_its_final_and_a_thinking_pa
     ]:
         stream = stt.open_stream(sample_rate=RATE)
         stream.set_question(question)
-        events = await feed_all(stream, silence(200, RATE) + synthesize_to_pcm(answer, RATE), pace_s=0.04)
+        events = await feed_all(stream, silence(200, RATE) + synthesize_to_pcm(answer, RATE), lockstep=True)
         await stream.close()
         finals = [e for e in events if e.is_final]
         assert len(finals) == 1, events
@@ -170,7 +184,10 @@ async def test_a_finished_answer_is_announced_before_its_final_and_a_thinking_pa
             last_words = [e for e in before_final[endings[0]:] if e.text][-1]
             assert words(last_words.text) == words(finals[0].text), events
             announced += 1
-    assert announced >= 2
+        else:
+            policy = stream._policy
+            assert policy.silence_needed_ms(finals[0].text, question=question) > policy.finished_ms, events
+    assert announced >= 1
 
     stream = stt.open_stream(sample_rate=RATE)
     stream.set_question("What was your role on that team?")
