@@ -265,7 +265,10 @@ class Connection:
         self.renewer = asyncio.create_task(self._renew())
 
     async def authenticate(self) -> None:
-        await self.send(self.wire.auth(self.credentials.token, self.credentials.session_id))
+        await self.send(self._auth_frame())
+
+    def _auth_frame(self) -> str:
+        return self.wire.auth(self.credentials.token, self.credentials.session_id)
 
     async def close(self) -> None:
         for task in (self.reader, self.renewer):
@@ -306,17 +309,21 @@ class Connection:
 
     async def _reconnect(self) -> bool:
         """The worker is restarting: connect again (another worker resumes the session)."""
+        from websockets.exceptions import ConnectionClosed
+
         self._open.clear()
         for delay in RECONNECT_DELAYS_S:
             await asyncio.sleep(delay)
             try:
-                self.ws = await _connect(self.url, self.origin)
-            except ClientError:
+                ws = await _connect(self.url, self.origin)
+                # Authenticate before any other frame can go out on the new socket.
+                await ws.send(self._auth_frame())
+            except (ClientError, ConnectionClosed):
                 continue
+            self.ws = ws
             self.reconnects += 1
             self._open.set()
             self._emit(Event("reconnected", {"code": self.close_code}))
-            await self.authenticate()
             return True
         return False
 
@@ -338,13 +345,18 @@ class Connection:
 
         if frame is None:
             return
+        ws = self.ws
         await self._open.wait()
+        if self.ws is not ws:
+            # Written for the socket that closed with 4012: the run decides what the resumed
+            # session still needs (Run.awaiting), so it does not arrive twice.
+            return
         try:
-            await self.ws.send(frame)
+            await ws.send(frame)
         except ConnectionClosed:
-            if self.ws.close_code == RECONNECT_NOW_CLOSE_CODE and self.reader is not None and not self.reader.done():
+            if ws.close_code == RECONNECT_NOW_CLOSE_CODE and self.reader is not None and not self.reader.done():
                 return  # the reader reconnects; this frame is lost with the old socket (see Run.awaiting)
-            raise ClientError(f"the server closed the connection (code {self.ws.close_code})") from None
+            raise ClientError(f"the server closed the connection (code {ws.close_code})") from None
 
     async def next(self, timeout: float) -> Event | None:
         try:

@@ -77,25 +77,30 @@ async def test_real_speech_comes_back_as_its_words(stt, beckett):
 
 
 async def test_synthesized_answer_at_48k(stt):
-    pcm = synthesize_to_pcm(ANSWER, 48000)
-    stream = stt.open_stream(sample_rate=48000)
-    events = []
-    for piece in split_into_chunks(silence(200, 48000) + pcm, 3840):
-        events += await stream.feed(piece)
-        await asyncio.sleep(0.004)
-    for _ in range(100):
-        events += await stream.feed(silence(40, 48000))
-        if events and events[-1].is_final:
-            break
-        await asyncio.sleep(0.04)
-    await stream.close()
-    finals = [e for e in events if e.is_final]
-    assert len(finals) == 1, events
-    said = words(finals[0].text)
+    """Piper says the answer a little differently each time, and once in a few dozen
+    readings Moonshine mishears a phrase ("I let a team afford engineers"): three readings,
+    at most the issue's 15 % of their words missed in all."""
     expected = words(ANSWER)
-    missing = [w for w in expected if w not in said]
-    assert len(missing) <= 1, (finals[0].text, missing)
-    assert not events[0].is_final
+    missing = []
+    for _ in range(3):
+        pcm = synthesize_to_pcm(ANSWER, 48000)
+        stream = stt.open_stream(sample_rate=48000)
+        events = []
+        for piece in split_into_chunks(silence(200, 48000) + pcm, 3840):
+            events += await stream.feed(piece)
+            await asyncio.sleep(0.004)
+        for _ in range(100):
+            events += await stream.feed(silence(40, 48000))
+            if events and events[-1].is_final:
+                break
+            await asyncio.sleep(0.04)
+        await stream.close()
+        finals = [e for e in events if e.is_final]
+        assert len(finals) == 1, events
+        assert not events[0].is_final
+        said = words(finals[0].text)
+        missing += [(w, finals[0].text) for w in expected if w not in said]
+    assert len(missing) <= 0.15 * 3 * len(expected), missing
 
 
 async def test_silence_noise_and_a_click_produce_nothing(stt):
