@@ -140,12 +140,15 @@ async def test_a_dead_workers_session_does_not_stay_live(cluster):
 
 class Candidate:
     """Talks through nginx for as long as it is told; obeys 4012 (reconnect at once) and
-    resumes; timestamps every server message to find the longest silence."""
+    resumes; timestamps every server message to find the longest silence. An answer sent
+    and not acknowledged when the socket closed goes again only if the resumed conversation
+    lacks it (docs/protocol.md): the stopping worker stores what it received."""
 
     def __init__(self, cluster, info):
         self.cluster, self.info = cluster, info
         self.arrivals: list[float] = []
         self.acknowledged: list[str] = []
+        self.pending: str | None = None  # sent, not acknowledged yet
         self.close_codes: list[int] = []
         self.resumes = 0
         self.stop = asyncio.Event()
@@ -177,6 +180,11 @@ class Candidate:
                         self.arrivals.append(time.monotonic())
                         if reply["type"] == "server-auth-success":
                             self.resumes += reply["payload"]["resumed"]
+                            said = [line["text"] for line in reply["payload"]["conversation"]
+                                    if line["speaker"] == "candidate"]
+                            if self.pending is not None and self.pending in said[-1:]:
+                                self.acknowledged.append(self.pending)
+                                self.pending = None
                             return ws
             except Exception:
                 if time.monotonic() > deadline:
@@ -191,22 +199,21 @@ class Candidate:
             await asyncio.sleep(0.1)
 
     async def _converse(self, ws) -> None:
-        turn = len(self.acknowledged)
-        pending = None
+        if self.pending is not None:  # not stored before the restart: say it again
+            await ws.send(message("client-text-message", text=self.pending))
         next_answer = time.monotonic()
         async for raw in ws:
             self.arrivals.append(time.monotonic())
             kind = json.loads(raw)["type"]
             payload = json.loads(raw)["payload"]
-            if kind == "server-final-transcript" and payload.get("transcript") == pending:
-                self.acknowledged.append(pending)
-                pending = None
+            if kind == "server-final-transcript" and payload.get("transcript") == self.pending:
+                self.acknowledged.append(self.pending)
+                self.pending = None
             if self.stop.is_set():
                 return
-            if pending is None and time.monotonic() >= next_answer:
-                turn += 1
-                pending = f"Answer number {turn}."
-                await ws.send(message("client-text-message", text=pending))
+            if self.pending is None and time.monotonic() >= next_answer:
+                self.pending = f"Answer number {len(self.acknowledged) + 1}."
+                await ws.send(message("client-text-message", text=self.pending))
                 next_answer = time.monotonic() + 0.7
 
     def longest_silence(self, since: float) -> float:
