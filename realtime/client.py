@@ -66,6 +66,7 @@ class Event:
     kind: str  # started, typing, caption, line, audio, live, heard, state, paused, resumed, ended, results, error, pong
     data: dict
     at: float = field(default_factory=time.monotonic)
+    socket: int = 0  # which of the connection's sockets it came on (one more per reconnect)
 
 
 # --- the two dialects, as the client speaks them -------------------------------------------
@@ -293,6 +294,7 @@ class Connection:
                             continue
                         message = json.loads(raw)
                         for event in self.wire.events(message.get("type"), message.get("payload") or {}):
+                            event.socket = self.reconnects
                             if event.kind == "audio":
                                 response = event.data["responseId"]
                                 self.first_audio_at.setdefault(response, event.at)
@@ -340,23 +342,26 @@ class Connection:
             except ClientError:
                 return  # closed: a reconnect authenticates with the new token
 
-    async def send(self, frame: str | None) -> None:
+    async def send(self, frame: str | None) -> int | None:
+        """Write `frame`; the number of the socket it went out on (`Event.socket`), or None
+        when it did not go out because that socket closed with 4012."""
         from websockets.exceptions import ConnectionClosed
 
         if frame is None:
-            return
-        ws = self.ws
+            return None
+        ws, socket = self.ws, self.reconnects
         await self._open.wait()
         if self.ws is not ws:
             # Written for the socket that closed with 4012: the run decides what the resumed
             # session still needs (Run.awaiting), so it does not arrive twice.
-            return
+            return None
         try:
             await ws.send(frame)
         except ConnectionClosed:
             if ws.close_code == RECONNECT_NOW_CLOSE_CODE and self.reader is not None and not self.reader.done():
-                return  # the reader reconnects; this frame is lost with the old socket (see Run.awaiting)
+                return None  # the reader reconnects; this frame is lost with the old socket (see Run.awaiting)
             raise ClientError(f"the server closed the connection (code {ws.close_code})") from None
+        return socket
 
     async def next(self, timeout: float) -> Event | None:
         try:
@@ -410,7 +415,8 @@ class Run:
         self.ended: dict | None = None
         self.results: list[dict] = []
         self.pending: list[Event] = []  # read while waiting for something else
-        self.awaiting: str | None = None  # a typed answer sent and not yet seen stored
+        self.awaiting: str | None = None  # a typed answer sent and not yet seen stored ...
+        self.awaiting_socket: int | None = None  # ... and the socket it went out on
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -424,7 +430,8 @@ class Run:
                 raise ClientError(f"the server closed the connection (code {self.conn.close_code}) "
                                   f"while waiting for {'/'.join(kinds)}")
             self.note(event)
-            if event.kind == "started" and self.started and self.awaiting is not None:
+            if event.kind == "started" and self.started and self.awaiting is not None and (
+                    self.awaiting_socket is None or self.awaiting_socket < event.socket):
                 event = await self._resumed_with_answer(event)
             if event.kind in kinds:
                 return event
@@ -441,7 +448,7 @@ class Run:
                for line in started.data.get("conversation", [])[-2:]):
             return Event("heard", {"text": answer, "source": "text"}, at=started.at)
         self.say("(sending the last answer again: the restarted worker did not store it)")
-        await self.conn.send(self.conn.wire.answer(answer))
+        self.awaiting_socket = await self.conn.send(self.conn.wire.answer(answer))
         return started
 
     def note(self, event: Event) -> None:
@@ -493,7 +500,7 @@ class Run:
 
     async def answer_text(self, text: str) -> None:
         self.awaiting = text
-        await self.conn.send(self.conn.wire.answer(text))
+        self.awaiting_socket = await self.conn.send(self.conn.wire.answer(text))
         await self._acknowledged(Turn(answer=text, sent_at=time.monotonic()))
         self.awaiting = None
 
