@@ -300,6 +300,8 @@ class Connection:
                                 self.first_audio_at.setdefault(response, event.at)
                                 self.audio_ms[response] = self.audio_ms.get(response, 0.0) + event.data["ms"]
                             self._emit(event)
+                            if event.kind == "started":
+                                self._open.set()  # after a reconnect: the session is back, send on
                 except ConnectionClosed:
                     pass
                 self.close_code = self.ws.close_code
@@ -310,7 +312,9 @@ class Connection:
             self.queue.put_nowait(None)
 
     async def _reconnect(self) -> bool:
-        """The worker is restarting: connect again (another worker resumes the session)."""
+        """The worker is restarting: connect again (another worker resumes the session).
+        Other frames wait until the server has welcomed the new socket: before that it
+        takes nothing but the authentication (4002 `auth_required`)."""
         from websockets.exceptions import ConnectionClosed
 
         self._open.clear()
@@ -324,7 +328,6 @@ class Connection:
                 continue
             self.ws = ws
             self.reconnects += 1
-            self._open.set()
             self._emit(Event("reconnected", {"code": self.close_code}))
             return True
         return False

@@ -53,6 +53,7 @@ class ClusterSlots:
         self._client = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._renewer: asyncio.Task | None = None
+        self._renewer_sleeping = False
         self._pending: set[asyncio.Task] = set()
 
     def _redis(self):
@@ -87,6 +88,8 @@ class ClusterSlots:
     def release(self, slot: str) -> None:
         """Give a slot back without waiting (called from synchronous clean-up paths)."""
         user_id = self.held.pop(slot, None)
+        if not self.held and self._renewer is not None and self._renewer_sleeping:
+            self._renewer.cancel()  # nothing left to renew: no task lingers for RENEW_SECONDS
         if user_id is None or len(self._pending) >= MAX_PENDING_RELEASES:
             return  # not ours, or Redis is stuck: the slot expires on its own
         try:
@@ -105,7 +108,11 @@ class ClusterSlots:
 
     async def _renew(self) -> None:
         while self.held:
-            await asyncio.sleep(RENEW_SECONDS)
+            self._renewer_sleeping = True
+            try:
+                await asyncio.sleep(RENEW_SECONDS)
+            finally:
+                self._renewer_sleeping = False
             held = list(self.held.items())
             if not held:
                 break

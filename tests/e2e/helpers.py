@@ -123,7 +123,7 @@ def own_tasks(stats: dict) -> int:
     """The worker's tasks, less a receive of channels-redis's own: one that was cancelled
     while Redis restarted can stay pending inside the library (one per worker, not per
     connection; the consumer that started it is gone, see realtime/consumer_base.py), and the
-    worker's one renewer of user slots (realtime/user_slots.py), started at its first connection."""
+    worker's one renewer of user slots (realtime/user_slots.py), running while it holds any."""
     return stats["tasks"] - sum(n for kind, n in stats.get("taskKinds", {}).items()
                                 if kind.startswith(("RedisChannelLayer.", "ClusterSlots._renew")))
 

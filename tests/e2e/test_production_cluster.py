@@ -283,7 +283,7 @@ async def test_a_thousand_connect_authenticate_and_drop_cycles_leak_nothing(clus
               f"RSS {b['rssBytes'] / 2**20:.1f} -> {a['rssBytes'] / 2**20:.1f} MB")
     for b, a in zip(before, after):
         assert a["connections"] == a["runtimes"] == a["userSlots"] == 0
-        assert project_tasks(a) <= project_tasks(b), a["taskKinds"]
+        assert project_tasks(a) <= project_tasks(b), {"before": b["taskKinds"], "after": a["taskKinds"]}
         assert library_tasks(a) - library_tasks(b) <= 30, a["taskKinds"]  # see library_tasks
         # Pooled Redis connections vary a little with the overlap, and each database thread
         # (DATABASE_THREADS, 8) keeps a connection once it has run: bounded, not a leak.

@@ -45,3 +45,19 @@ async def test_a_dead_workers_slots_expire_and_live_ones_are_renewed(url, monkey
 async def test_redis_away_falls_back_to_the_workers_own_count():
     slots = user_slots.ClusterSlots("redis://127.0.0.1:1/0")  # nothing listens there
     assert await slots.take(str(uuid.uuid4()), 5) is None
+
+
+async def test_the_renewer_stops_with_the_last_slot_and_starts_again_with_the_next(url):
+    """An idle worker keeps no renewal task waiting out its period (the leak test counts
+    a worker's tasks before and after a thousand connections)."""
+    slots = user_slots.ClusterSlots(url)
+    user = str(uuid.uuid4())
+    first, second = await slots.take(user, 3), await slots.take(user, 3)
+    renewer = slots._renewer
+    slots.release(first)
+    await asyncio.sleep(0.05)
+    assert not renewer.done()  # one slot is still held
+    slots.release(second)
+    await asyncio.sleep(0.05)
+    assert renewer.done()
+    assert await slots.take(user, 3) and not slots._renewer.done()
