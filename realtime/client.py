@@ -23,8 +23,8 @@ needed: the interviewer's audio is counted, not played.
 
 A worker that restarts closes the socket with 4012: the client reconnects at once (through
 the same URL, so a load balancer sends it to another worker), authenticates again and goes
-on; an answer it had sent but not seen stored is sent again unless the resumed session has
-it. With a refresh token (`--join`'s `refreshToken`, or $INTERVIEW_REFRESH_TOKEN) the
+on; a typed answer it had sent but not seen stored is sent again unless the resumed session
+has it. With a refresh token (`--join`'s `refreshToken`, or $INTERVIEW_REFRESH_TOKEN) the
 client renews its access token a minute before it expires, as the page does: at Supabase's
 auth server when $SUPABASE_URL is set (with $SUPABASE_ANON_KEY), else at the server's own
 `/auth/v1/token`, and hands the new token over on the open socket.
@@ -417,7 +417,6 @@ class Run:
         self.started: dict = {}
         self.ended: dict | None = None
         self.results: list[dict] = []
-        self.pending: list[Event] = []  # read while waiting for something else
         self.awaiting: str | None = None  # a typed answer sent and not yet seen stored ...
         self.awaiting_socket: int | None = None  # ... and the socket it went out on
 

@@ -81,8 +81,8 @@ class ClusterSlots:
         if not taken:
             return False
         self.held[slot] = user_id
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.ensure_future(self._renew())
+        if self._renewer is None or self._renewer.done() or self._renewer.cancelling():
+            self._renewer = asyncio.ensure_future(self._renew())  # (a cancelled one is on its way out)
         return slot
 
     def release(self, slot: str) -> None:
